@@ -1,0 +1,1 @@
+"""vidflow: the back end of a video platform as Airflow-orchestrated pipelines."""

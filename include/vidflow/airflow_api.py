@@ -1,0 +1,110 @@
+"""A small client of the Airflow 3 REST API (v2), used by `make demo`, tests and benchmarks.
+
+It logs in through the simple auth manager's ``/auth/token`` endpoint and then uses the
+bearer token on ``/api/v2``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+TERMINAL_STATES = frozenset({"success", "failed"})
+
+
+class AirflowApiError(RuntimeError):
+    pass
+
+
+@dataclass
+class AirflowClient:
+    base_url: str
+    username: str
+    password: str
+    timeout: float = 30.0
+    _token: str | None = None
+
+    def _headers(self) -> dict[str, str]:
+        if self._token is None:
+            response = httpx.post(
+                f"{self.base_url}/auth/token",
+                json={"username": self.username, "password": self.password},
+                timeout=self.timeout,
+            )
+            if response.status_code != 201:
+                raise AirflowApiError(
+                    f"Airflow login failed ({response.status_code}): {response.text}"
+                )
+            self._token = response.json()["access_token"]
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = httpx.request(
+            method,
+            f"{self.base_url}/api/v2{path}",
+            headers=self._headers(),
+            timeout=self.timeout,
+            **kwargs,
+        )
+        if response.status_code >= 400:
+            raise AirflowApiError(
+                f"{method} {path} -> {response.status_code}: {response.text[:500]}"
+            )
+        return response.json() if response.content else None
+
+    def health(self) -> dict[str, Any]:
+        response = httpx.get(f"{self.base_url}/api/v2/monitor/health", timeout=self.timeout)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 180.0) -> dict[str, Any]:
+        """Wait until the dag-processor has parsed ``dag_id``; returns the DAG."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                dag: dict[str, Any] = self.request("GET", f"/dags/{dag_id}")
+                return dag
+            except AirflowApiError as exc:
+                if "404" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(2)
+
+    def import_errors(self) -> list[dict[str, Any]]:
+        errors: list[dict[str, Any]] = self.request("GET", "/importErrors")["import_errors"]
+        return errors
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+        """Trigger a run now; returns its dag_run_id."""
+        run = self.request(
+            "POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}}
+        )
+        return str(run["dag_run_id"])
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600.0) -> dict[str, Any]:
+        """Poll a run until it succeeds or fails; returns the final run."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run: dict[str, Any] = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+            if run["state"] in TERMINAL_STATES:
+                return run
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{dag_id}/{run_id} still {run['state']} after {timeout}s")
+            time.sleep(2)
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        result = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+        instances: list[dict[str, Any]] = result["task_instances"]
+        return instances
+
+    def set_pool(self, name: str, slots: int, description: str) -> None:
+        body = {"name": name, "slots": slots, "description": description}
+        try:
+            self.request("PATCH", f"/pools/{name}", json=body)
+        except AirflowApiError as exc:
+            if "404" not in str(exc):
+                raise
+            self.request("POST", "/pools", json=body)

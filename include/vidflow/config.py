@@ -1,0 +1,151 @@
+"""One typed settings object for the whole platform.
+
+Every component (DAG tasks, Spark jobs, services, the local stack) reads its
+configuration from :func:`get_settings`. Values come from ``VIDFLOW_*`` environment
+variables; for local development, ``.env`` in the repository root and the generated
+``.local/secrets.env`` are read too. Pointing the platform at AWS, MinIO, a remote
+PostgreSQL or a Spark cluster changes environment variables only.
+
+``.env.example`` documents every field below; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import quote
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The repository checkout this module lives in (include/vidflow/config.py -> repo).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_STATE_DIR = REPO_ROOT / ".local"
+
+
+class Settings(BaseSettings):
+    """Platform configuration. Field ``foo_bar`` is read from ``VIDFLOW_FOO_BAR``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VIDFLOW_",
+        env_file=(REPO_ROOT / ".env", DEFAULT_STATE_DIR / "secrets.env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    # --- local stack -------------------------------------------------------------
+    state_dir: Path = Field(
+        DEFAULT_STATE_DIR, description="Where the local stack keeps data, logs and config."
+    )
+    bind_host: str = Field("127.0.0.1", description="Interface every local service binds to.")
+
+    # --- PostgreSQL (catalog, Airflow metadata, MLflow tracking) -----------------
+    pg_host: str = Field("127.0.0.1", description="PostgreSQL host.")
+    pg_port: int = Field(5433, description="PostgreSQL port (the local server listens here).")
+    pg_user: str = Field("vidflow", description="PostgreSQL role used by every component.")
+    pg_password: SecretStr = Field(
+        SecretStr(""), description="Password of pg_user. Generated locally on first `make up`."
+    )
+    pg_catalog_db: str = Field("vidflow", description="Database of the catalog.")
+    pg_airflow_db: str = Field("airflow", description="Database of the Airflow metadata.")
+    pg_mlflow_db: str = Field("mlflow", description="Database of the MLflow tracking store.")
+    catalog_partitions: int = Field(
+        8, ge=1, le=1024, description="Hash partitions per sharded catalog table."
+    )
+
+    # --- S3 and SQS ----------------------------------------------------------------
+    aws_endpoint_url: str = Field(
+        "http://127.0.0.1:4566",
+        description="S3/SQS endpoint. Empty means real AWS (the SDK's default endpoints).",
+    )
+    aws_region: str = Field("us-east-1", description="AWS region for S3 and SQS.")
+    aws_access_key_id: SecretStr = Field(
+        SecretStr(""), description="Access key. Empty means the SDK's default credential chain."
+    )
+    aws_secret_access_key: SecretStr = Field(SecretStr(""), description="Secret key.")
+    s3_moto_port: int = Field(4566, description="Port of the local S3+SQS endpoint (moto).")
+    bucket_originals: str = Field("vidflow-originals", description="Bucket of uploaded sources.")
+    bucket_media: str = Field("vidflow-media", description="Bucket of packaged streams.")
+    bucket_cdn_logs: str = Field("vidflow-cdn-logs", description="Bucket of CDN access logs.")
+    bucket_events: str = Field("vidflow-events", description="Bucket of watch-event batches.")
+    bucket_mlflow: str = Field("vidflow-mlflow", description="Bucket of MLflow artifacts.")
+    bucket_lake: str = Field("vidflow-lake", description="Bucket for an s3a:// Delta lake.")
+    processing_queue: str = Field(
+        "vidflow-processing", description="SQS queue with one message per uploaded video."
+    )
+
+    # --- Spark + Delta ---------------------------------------------------------------
+    spark_master: str = Field(
+        "local[2]", description="Spark master URL: local[N] or spark://host:7077."
+    )
+    spark_driver_memory: str = Field("2g", description="Spark driver memory.")
+    spark_shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions.")
+    spark_jars_file: Path = Field(
+        DEFAULT_STATE_DIR / "spark-jars.txt",
+        description="Classpath file written by `make setup` (Delta, hadoop-aws jars in ~/.m2).",
+    )
+    lake_uri: str = Field(
+        str(DEFAULT_STATE_DIR / "lake"),
+        description="Root of the Delta lake: a local directory or s3a://bucket/prefix.",
+    )
+
+    # --- MLflow --------------------------------------------------------------------------
+    mlflow_port: int = Field(5000, description="Port of the local MLflow tracking server.")
+    mlflow_tracking_uri: str = Field(
+        "", description="Tracking URI. Empty means the local server on mlflow_port."
+    )
+
+    # --- Airflow -------------------------------------------------------------------------
+    airflow_port: int = Field(8080, description="Port of the Airflow api-server (UI + REST).")
+    airflow_parallelism: int = Field(
+        4, ge=1, description="Task instances running at once (sized for 2 cores)."
+    )
+    airflow_admin_user: str = Field("admin", description="Airflow UI login.")
+    airflow_admin_password: SecretStr = Field(
+        SecretStr(""), description="Airflow UI password. Generated locally on first `make up`."
+    )
+    airflow_jwt_secret: SecretStr = Field(
+        SecretStr(""), description="Secret signing Airflow's API tokens. Generated locally."
+    )
+    airflow_fernet_key: SecretStr = Field(
+        SecretStr(""), description="Fernet key encrypting Airflow connections. Generated locally."
+    )
+    transcode_pool_slots: int = Field(
+        2, ge=1, description="Slots of the Airflow pool `transcode` (one ffmpeg per slot)."
+    )
+
+    # --- derived values --------------------------------------------------------------------
+    def pg_url(self, database: str, driver: str = "psycopg") -> str:
+        """SQLAlchemy URL of one database on the configured server."""
+        password = quote(self.pg_password.get_secret_value(), safe="")
+        return (
+            f"postgresql+{driver}://{quote(self.pg_user, safe='')}:{password}"
+            f"@{self.pg_host}:{self.pg_port}/{database}"
+        )
+
+    @property
+    def catalog_url(self) -> str:
+        return self.pg_url(self.pg_catalog_db)
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """The S3/SQS endpoint for SDK clients, or None for AWS itself."""
+        return self.aws_endpoint_url or None
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"http://{self.bind_host}:{self.mlflow_port}"
+
+    @property
+    def airflow_api_url(self) -> str:
+        return f"http://{self.bind_host}:{self.airflow_port}"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Platform-level checks that prove the stack's components work together."""

@@ -1,0 +1,226 @@
+"""What the local stack runs: one :class:`Service` per supervised process.
+
+Everything here is derived from :class:`~vidflow.config.Settings`, so it can be unit
+tested without starting anything. The same values feed ``docker-compose.yaml`` at scale.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vidflow.config import REPO_ROOT, Settings
+
+
+@dataclass(frozen=True)
+class Service:
+    """One long-running process of the local stack."""
+
+    name: str
+    command: list[str]
+    #: URL answering 2xx when the service is ready, or None for a TCP check on `port`.
+    health_url: str | None
+    port: int
+    #: Start order: services of a lower stage must be healthy before the next stage starts.
+    stage: int
+    #: OS user to run as (PostgreSQL refuses to run as root).
+    user: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def venv_bin() -> Path:
+    """The bin/ directory of the Python environment running this code."""
+    return Path(sys.executable).parent
+
+
+def pg_data_dir(settings: Settings) -> Path:
+    return settings.state_dir / "pg" / "data"
+
+
+def pg_socket_dir(settings: Settings) -> Path:
+    return settings.state_dir / "pg" / "run"
+
+
+def airflow_home(settings: Settings) -> Path:
+    return settings.state_dir / "airflow"
+
+
+def postgres_binary(name: str) -> str:
+    """Path of a PostgreSQL server binary (initdb, postgres, pg_ctl)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
+        return str(candidate)
+    raise FileNotFoundError(f"PostgreSQL binary {name!r} not found; run `make setup`")
+
+
+def run_as_user() -> str | None:
+    """PostgreSQL must not run as root: when we are root, run it as `postgres`."""
+    return "postgres" if os.geteuid() == 0 else None
+
+
+def _aws_extra(settings: Settings) -> dict[str, str]:
+    extra = {"region_name": settings.aws_region}
+    if settings.endpoint_url:
+        extra["endpoint_url"] = settings.endpoint_url
+    return extra
+
+
+def airflow_connections(settings: Settings) -> dict[str, str]:
+    """``AIRFLOW_CONN_*`` variables (JSON form) for the connections tasks use by conn_id."""
+    aws = {
+        "conn_type": "aws",
+        "login": settings.aws_access_key_id.get_secret_value() or None,
+        "password": settings.aws_secret_access_key.get_secret_value() or None,
+        "extra": _aws_extra(settings),
+    }
+    master = settings.spark_master
+    spark: dict[str, object] = {"conn_type": "spark", "host": master}
+    if master.startswith("spark://") and master.count(":") == 2:
+        host, _, port = master.rpartition(":")
+        spark = {"conn_type": "spark", "host": host, "port": int(port)}
+    spark["extra"] = {"deploy-mode": "client", "spark-binary": "spark-submit"}
+    catalog = {
+        "conn_type": "postgres",
+        "host": settings.pg_host,
+        "port": settings.pg_port,
+        "login": settings.pg_user,
+        "password": settings.pg_password.get_secret_value(),
+        "schema": settings.pg_catalog_db,
+    }
+    return {
+        "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(aws),
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps(spark),
+        "AIRFLOW_CONN_VIDFLOW_CATALOG": json.dumps(catalog),
+    }
+
+
+def airflow_env(settings: Settings) -> dict[str, str]:
+    """Airflow configuration for every Airflow component, as environment variables."""
+    home = airflow_home(settings)
+    api = settings.airflow_api_url
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(home / "plugins"),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__PARALLELISM": str(settings.airflow_parallelism),
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(settings.airflow_parallelism),
+        "AIRFLOW__CORE__FERNET_KEY": settings.airflow_fernet_key.get_secret_value(),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{settings.airflow_admin_user}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": settings.pg_url(settings.pg_airflow_db),
+        # One driver (psycopg 3) for sync and async access; Airflow would pick asyncpg.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": settings.pg_url(
+            settings.pg_airflow_db, driver="psycopg_async"
+        ),
+        "AIRFLOW__API__HOST": settings.bind_host,
+        "AIRFLOW__API__PORT": str(settings.airflow_port),
+        "AIRFLOW__API__BASE_URL": api,
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__API_AUTH__JWT_SECRET": settings.airflow_jwt_secret.get_secret_value(),
+        "AIRFLOW__API_AUTH__JWT_ISSUER": "vidflow",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(settings.log_dir / "airflow"),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        "AIRFLOW__TRIGGERER__CAPACITY": "100",
+        "AIRFLOW__WEBSERVER__EXPOSE_CONFIG": "False",
+    }
+    env.update(airflow_connections(settings))
+    return env
+
+
+def stack_env(settings: Settings) -> dict[str, str]:
+    """Environment shared by every supervised process (secrets included, never on argv)."""
+    bin_dir = venv_bin()
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "PYSPARK_PYTHON": str(bin_dir / "python"),
+        "PYTHONUNBUFFERED": "1",
+        "AWS_DEFAULT_REGION": settings.aws_region,
+        "MLFLOW_TRACKING_URI": settings.tracking_uri,
+        "MLFLOW_BACKEND_STORE_URI": settings.pg_url(settings.pg_mlflow_db),
+        "GIT_PYTHON_REFRESH": "quiet",
+    }
+    if settings.endpoint_url:
+        env["MLFLOW_S3_ENDPOINT_URL"] = settings.endpoint_url
+        env["AWS_ENDPOINT_URL"] = settings.endpoint_url
+    if settings.aws_access_key_id.get_secret_value():
+        env["AWS_ACCESS_KEY_ID"] = settings.aws_access_key_id.get_secret_value()
+        env["AWS_SECRET_ACCESS_KEY"] = settings.aws_secret_access_key.get_secret_value()
+    env.update(airflow_env(settings))
+    return env
+
+
+def services(settings: Settings) -> list[Service]:
+    """The processes of the local stack, in start order."""
+    bin_dir = venv_bin()
+    host = settings.bind_host
+    airflow = str(bin_dir / "airflow")
+    api = settings.airflow_api_url
+    return [
+        Service(
+            name="postgres",
+            command=[
+                postgres_binary("postgres"),
+                "-D",
+                str(pg_data_dir(settings)),
+                "-p",
+                str(settings.pg_port),
+                "-c",
+                f"listen_addresses={host}",
+                "-c",
+                f"unix_socket_directories={pg_socket_dir(settings)}",
+                "-c",
+                "max_connections=200",
+            ],
+            health_url=None,
+            port=settings.pg_port,
+            stage=0,
+            user=run_as_user(),
+        ),
+        Service(
+            name="s3",
+            command=[str(bin_dir / "moto_server"), "-H", host, "-p", str(settings.s3_moto_port)],
+            health_url=f"http://{host}:{settings.s3_moto_port}/moto-api/data.json",
+            port=settings.s3_moto_port,
+            stage=0,
+        ),
+        Service(
+            name="mlflow",
+            command=[
+                str(bin_dir / "mlflow"),
+                "server",
+                "--host",
+                host,
+                "--port",
+                str(settings.mlflow_port),
+                "--workers",
+                "1",
+                "--artifacts-destination",
+                f"s3://{settings.bucket_mlflow}/mlflow",
+            ],
+            health_url=f"{settings.tracking_uri}/health",
+            port=settings.mlflow_port,
+            stage=1,
+        ),
+        Service(
+            name="airflow-api-server",
+            command=[airflow, "api-server", "--host", host, "--port", str(settings.airflow_port)],
+            health_url=f"{api}/api/v2/monitor/health",
+            port=settings.airflow_port,
+            stage=1,
+        ),
+        Service("airflow-scheduler", [airflow, "scheduler"], None, 0, stage=1),
+        Service("airflow-dag-processor", [airflow, "dag-processor"], None, 0, stage=1),
+        Service("airflow-triggerer", [airflow, "triggerer"], None, 0, stage=1),
+    ]

@@ -1,0 +1,101 @@
+"""Object storage (S3 API) and the processing queue (SQS API).
+
+Clients are built from settings only, so the same code talks to the local moto endpoint,
+MinIO or AWS. Object keys are made from ids and never from user-supplied names.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+
+from vidflow.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+
+def _client_kwargs(settings: Settings) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "region_name": settings.aws_region,
+        "endpoint_url": settings.endpoint_url,
+        "config": BotoConfig(
+            retries={"max_attempts": 5, "mode": "standard"},
+            # Local endpoints and MinIO want path-style addressing; AWS accepts it too.
+            s3={"addressing_style": "path"},
+        ),
+    }
+    if settings.aws_access_key_id.get_secret_value():
+        kwargs["aws_access_key_id"] = settings.aws_access_key_id.get_secret_value()
+        kwargs["aws_secret_access_key"] = settings.aws_secret_access_key.get_secret_value()
+    return kwargs
+
+
+def s3_client(settings: Settings | None = None) -> S3Client:
+    return boto3.client("s3", **_client_kwargs(settings or get_settings()))
+
+
+def sqs_client(settings: Settings | None = None) -> SQSClient:
+    return boto3.client("sqs", **_client_kwargs(settings or get_settings()))
+
+
+def all_buckets(settings: Settings) -> list[str]:
+    """Every bucket the platform uses, without duplicates (several may share one)."""
+    names = [
+        settings.bucket_originals,
+        settings.bucket_media,
+        settings.bucket_cdn_logs,
+        settings.bucket_events,
+        settings.bucket_mlflow,
+        settings.bucket_lake,
+    ]
+    return list(dict.fromkeys(names))
+
+
+def ensure_buckets(settings: Settings | None = None) -> list[str]:
+    """Create any missing bucket; returns the buckets that were created."""
+    settings = settings or get_settings()
+    client = s3_client(settings)
+    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+    created = []
+    for name in all_buckets(settings):
+        if name not in existing:
+            if settings.aws_region == "us-east-1":
+                client.create_bucket(Bucket=name)
+            else:
+                client.create_bucket(
+                    Bucket=name,
+                    CreateBucketConfiguration={"LocationConstraint": settings.aws_region},  # type: ignore[typeddict-item]
+                )
+            created.append(name)
+    return created
+
+
+def ensure_queue(settings: Settings | None = None) -> str:
+    """Create the processing queue if missing; returns its URL (idempotent)."""
+    settings = settings or get_settings()
+    response = sqs_client(settings).create_queue(
+        QueueName=settings.processing_queue,
+        # A consumer that does not delete a message within 15 min sees it again.
+        Attributes={"VisibilityTimeout": "900", "MessageRetentionPeriod": "1209600"},
+    )
+    return response["QueueUrl"]
+
+
+def queue_url(settings: Settings | None = None) -> str:
+    settings = settings or get_settings()
+    return sqs_client(settings).get_queue_url(QueueName=settings.processing_queue)["QueueUrl"]
+
+
+def original_key(video_id: uuid.UUID) -> str:
+    """Key of an uploaded source in the originals bucket."""
+    return f"originals/{video_id}/source"
+
+
+def media_prefix(video_id: uuid.UUID, version: str) -> str:
+    """Key prefix of one packaged version of a video in the media bucket."""
+    return f"media/videos/{video_id}/{version}/"

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Idempotent set-up of everything vidflow needs on this machine:
+#   system packages (apt), the Python environment (uv, pinned requirements.txt) and the
+#   Spark jars (Maven, into ~/.m2). Each step is skipped when it is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STATE=.local
+VENV=$STATE/venv
+mkdir -p "$STATE"
+say() { printf '[setup] %s\n' "$*"; }
+
+# --- system packages ------------------------------------------------------------------
+need=()
+command -v ffmpeg  >/dev/null || need+=(ffmpeg)
+command -v ffprobe >/dev/null || need+=(ffmpeg)
+command -v nginx   >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v java    >/dev/null || need+=(openjdk-17-jre-headless)
+command -v mvn     >/dev/null || need+=(maven)
+command -v initdb  >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v runuser >/dev/null || need+=(util-linux)
+if ((${#need[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  say "installing system packages: ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
+fi
+if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
+  say "creating system user postgres (PostgreSQL refuses to run as root)"
+  useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+fi
+
+# --- Python environment ---------------------------------------------------------------
+PY=${VIDFLOW_PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+if ! command -v uv >/dev/null; then
+  say "installing uv"
+  "$PY" -m pip install -q --user uv 2>/dev/null || "$PY" -m pip install -q uv
+fi
+UV=$(command -v uv || echo "$("$PY" -m site --user-base)/bin/uv")
+stamp=$VENV/.requirements.sha256
+want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  say "installing Python packages into $VENV (uv pip sync requirements.txt)"
+  [ -x "$VENV/bin/python" ] || "$UV" venv -q --python "$PY" "$VENV"
+  "$UV" pip sync -q --python "$VENV/bin/python" requirements.txt
+  "$UV" pip install -q --python "$VENV/bin/python" --no-deps -e .
+  "$VENV/bin/python" -m pip --version >/dev/null 2>&1 || true
+  echo "$want" > "$stamp"
+fi
+
+# --- Spark jars (Maven Central -> ~/.m2) ------------------------------------------------
+jars=$STATE/spark-jars.txt
+if [ ! -s "$jars" ] || [ infra/maven/pom.xml -nt "$jars" ] || \
+   ! tr ':' '\n' < "$jars" | xargs -r ls >/dev/null 2>&1; then
+  say "fetching Spark jars with Maven (Delta, hadoop-aws, AWS SDK bundle)"
+  mvn -B -q -f infra/maven/pom.xml dependency:build-classpath \
+    -Dmdep.outputFile="$PWD/$jars" -Dmdep.includeScope=runtime
+fi
+say "ready"
