@@ -101,7 +101,7 @@ class AirflowClient:
         return instances
 
     def set_pool(self, name: str, slots: int, description: str) -> None:
-        body = {"name": name, "slots": slots, "description": description}
+        body = {"name": name, "slots": slots, "description": description, "include_deferred": False}
         try:
             self.request("PATCH", f"/pools/{name}", json=body)
         except AirflowApiError as exc:

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The repository checkout this module lives in (include/vidflow/config.py -> repo).
@@ -114,6 +114,12 @@ class Settings(BaseSettings):
         2, ge=1, description="Slots of the Airflow pool `transcode` (one ffmpeg per slot)."
     )
 
+    @field_validator("state_dir", "spark_jars_file")
+    @classmethod
+    def _anchor_relative_paths(cls, value: Path) -> Path:
+        # Tasks and services run from any working directory: relative means the checkout.
+        return value if value.is_absolute() else REPO_ROOT / value
+
     # --- derived values --------------------------------------------------------------------
     def pg_url(self, database: str, driver: str = "psycopg") -> str:
         """SQLAlchemy URL of one database on the configured server."""
@@ -149,3 +155,33 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return Settings()
+
+
+def env_example() -> str:
+    """The text of ``.env.example``: every variable, its default and what it is for.
+
+    ``python -m vidflow.config > .env.example`` regenerates the file; a test checks that
+    the committed file is current.
+    """
+    lines = [
+        "# vidflow configuration. Every variable is optional: the defaults run the local",
+        "# stack. Copy to .env to override locally; in deployments set real environment",
+        "# variables. Secrets left empty are generated into .local/secrets.env by `make up`.",
+        "",
+    ]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, SecretStr):
+            default = default.get_secret_value()
+        if isinstance(default, Path):
+            default = default.relative_to(REPO_ROOT) if default.is_relative_to(REPO_ROOT) else default
+        if name == "lake_uri":
+            default = ".local/lake"
+        lines.append(f"# {field.description}")
+        lines.append(f"VIDFLOW_{name.upper()}={default}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(env_example(), end="")

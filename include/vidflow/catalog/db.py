@@ -46,7 +46,7 @@ def alembic_config(settings: Settings | None = None) -> Config:
     return cfg
 
 
-def upgrade(revision: str = "head", settings: Settings | None = None) -> None:
+def upgrade(revision: str = "heads", settings: Settings | None = None) -> None:
     command.upgrade(alembic_config(settings), revision)
 
 

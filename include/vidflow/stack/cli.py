@@ -194,7 +194,7 @@ def _bootstrap_after_storage(settings: Settings, env: dict[str, str]) -> None:
     from vidflow.storage import ensure_buckets, ensure_queue
 
     _create_databases(settings)
-    upgrade("head", settings)
+    upgrade("heads", settings)
     _say("catalog migrated to head")
     created = ensure_buckets(settings)
     if created:
@@ -232,6 +232,9 @@ def up(settings: Settings) -> None:
     if not supervisor.is_running(settings):
         _say("starting supervisord")
         supervisor.start_daemon(settings, env, fingerprint)
+    else:
+        # Pick up programs added to (or changed in) the config since the daemon started.
+        supervisor.ctl(settings, "update", check=False)
     for stage in sorted({svc.stage for svc in all_services}):
         group = [svc for svc in all_services if svc.stage == stage]
         supervisor.ctl(settings, "start", *[svc.name for svc in group], check=False)
