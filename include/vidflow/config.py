@@ -120,6 +120,48 @@ class Settings(BaseSettings):
         # Tasks and services run from any working directory: relative means the checkout.
         return value if value.is_absolute() else REPO_ROOT / value
 
+    # --- upload service ---------------------------------------------------------------
+    # The tus 1.0 upload API (include/vidflow/uploads), its accounts and JWT auth, and the
+    # outbox relay that hands finished uploads to the processing queue.
+    upload_port: int = Field(8090, description="Port of the upload (tus) API.")
+    upload_max_size: int = Field(
+        20 * 1024**3, ge=1, description="Largest accepted Upload-Length in bytes (413 above)."
+    )
+    upload_expiry_seconds: int = Field(
+        24 * 3600,
+        ge=1,
+        description="An unfinished upload expires after this many seconds without a PATCH.",
+    )
+    upload_part_size: int = Field(
+        8 * 1024**2,
+        ge=5 * 1024**2,
+        le=5 * 1024**3,
+        description="Bytes buffered per S3 multipart part (the fixed per-request buffer).",
+    )
+    upload_part_concurrency: int = Field(
+        2, ge=1, le=16, description="S3 part uploads in flight per PATCH while it streams."
+    )
+    upload_max_parallel_writes: int = Field(
+        32,
+        ge=1,
+        description="PATCH requests one upload process streams at once (503 beyond). Memory "
+        "bound: this x (part_concurrency + 1) x part_size.",
+    )
+    upload_cors_origins: str = Field(
+        "*", description="Comma-separated browser origins allowed to upload (CORS)."
+    )
+    jwt_secret: SecretStr = Field(
+        SecretStr(""),
+        description="Secret signing the upload API's bearer tokens. Generated locally.",
+    )
+    jwt_ttl_seconds: int = Field(900, ge=1, description="Lifetime of a login token in seconds.")
+    outbox_relay_interval_seconds: float = Field(
+        2.0, gt=0, description="Pause between two sweeps of the outbox relay."
+    )
+    outbox_batch_size: int = Field(
+        100, ge=1, description="Outbox rows the relay publishes per transaction."
+    )
+
     # --- derived values --------------------------------------------------------------------
     def pg_url(self, database: str, driver: str = "psycopg") -> str:
         """SQLAlchemy URL of one database on the configured server."""
@@ -174,7 +216,9 @@ def env_example() -> str:
         if isinstance(default, SecretStr):
             default = default.get_secret_value()
         if isinstance(default, Path):
-            default = default.relative_to(REPO_ROOT) if default.is_relative_to(REPO_ROOT) else default
+            default = (
+                default.relative_to(REPO_ROOT) if default.is_relative_to(REPO_ROOT) else default
+            )
         if name == "lake_uri":
             default = ".local/lake"
         lines.append(f"# {field.description}")
