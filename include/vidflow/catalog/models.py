@@ -32,6 +32,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Identity,
+    Index,
     Integer,
     MetaData,
     String,
@@ -165,9 +166,9 @@ class Upload(Base):
 
     __tablename__ = "uploads"
     __table_args__ = (
-        CheckConstraint(
-            "state IN ('active', 'completed', 'expired', 'terminated')", name="state"
-        ),
+        CheckConstraint("state IN ('active', 'completed', 'expired', 'terminated')", name="state"),
+        # The expiry sweep: active uploads ordered by their deadline.
+        Index("ix_uploads_state_expires_at", "state", "expires_at"),
     )
 
     upload_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
@@ -185,6 +186,30 @@ class Upload(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     created_at: Mapped[datetime] = _created_at()
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The tail piece (< 5 MiB, not the end of the file) parked in S3 between two PATCHes:
+    # the bytes [offset - parked_size, offset). Committed together with `offset`.
+    parked_key: Mapped[str | None] = mapped_column(Text)
+    parked_size: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+
+
+class UploadPart(Base):
+    """One committed part of an upload's S3 multipart upload.
+
+    A part counts only once its row commits (with the new ``uploads.offset``): parts that
+    S3 holds beyond the committed ones are leftovers of a failed PATCH and are ignored. The
+    ETag fences completion: S3 refuses a part that changed after it was committed.
+    """
+
+    __tablename__ = "upload_parts"
+
+    upload_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("uploads.upload_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    part_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    etag: Mapped[str] = mapped_column(Text, nullable=False)
 
 
 class WatchHistory(Base):
