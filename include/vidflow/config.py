@@ -162,6 +162,66 @@ class Settings(BaseSettings):
         100, ge=1, description="Outbox rows the relay publishes per transaction."
     )
 
+    # --- video processing -----------------------------------------------------------------
+    # The video_processing DAG (include/vidflow/media, include/vidflow/processing): probe,
+    # ABR ladder, CMAF packaging for HLS and DASH, thumbnails, publish, reconciliation.
+    cdn_base_url: str = Field(
+        "",
+        description="Public base URL of the media bucket (manifest_url, thumbnails). Empty "
+        "means the media bucket on the S3 endpoint itself: {aws_endpoint_url}/{bucket_media}.",
+    )
+    media_public_read: bool = Field(
+        True,
+        description="Put a public-read bucket policy on the media bucket, so players (and "
+        "the CDN origin) fetch playlists and segments without signatures.",
+    )
+    sqs_account_id: str = Field(
+        "123456789012",
+        description="AWS account owning the processing queue; with the endpoint and queue "
+        "name it makes the queue URL the DAG watches (built without network at parse time).",
+    )
+    processing_queue_wait_seconds: int = Field(
+        10, ge=0, le=20, description="SQS long-poll wait of the processing-queue watcher."
+    )
+    processing_max_active_runs: int = Field(
+        4, ge=1, description="video_processing runs at once (each may carry several videos)."
+    )
+    max_source_duration_seconds: float = Field(
+        12 * 3600, gt=0, description="Longest accepted source; longer uploads end failed."
+    )
+    segment_seconds: int = Field(
+        6, ge=4, le=6, description="Target CMAF segment duration (keyframes on every boundary)."
+    )
+    x264_preset: str = Field(
+        "veryfast", description="x264 preset of every rendition (speed against compression)."
+    )
+    x264_crf: int = Field(
+        23, ge=0, le=51, description="x264 CRF; capped by each rung's -maxrate (bufsize 2x)."
+    )
+    storyboard_interval_seconds: float = Field(
+        5.0, gt=0, description="Seconds between two storyboard tiles (scrubbing previews)."
+    )
+    presigned_url_seconds: int = Field(
+        24 * 3600,
+        ge=60,
+        le=7 * 24 * 3600,
+        description="Lifetime of the presigned source URL that ffprobe/ffmpeg stream from.",
+    )
+    scratch_dir: str = Field(
+        "", description="Directory for encoder scratch files. Empty means the system temp dir."
+    )
+    stuck_processing_minutes: int = Field(
+        60,
+        ge=1,
+        description="A video in `processing` this long without an active run is re-enqueued.",
+    )
+    reconcile_interval_minutes: int = Field(
+        15, ge=1, description="How often the reconciliation DAG looks for stuck videos."
+    )
+    max_reenqueues: int = Field(
+        3, ge=0, description="Re-enqueues of one stuck video before it is marked failed."
+    )
+
     # --- derived values --------------------------------------------------------------------
     def pg_url(self, database: str, driver: str = "psycopg") -> str:
         """SQLAlchemy URL of one database on the configured server."""
