@@ -9,16 +9,15 @@ integration suite. Safe to rerun: every step is keyed by the run and replaces it
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import dag, task
-
 from vidflow.orchestration.spark import VidflowSparkSubmitOperator, job_path
 
 
 @dag(
     schedule=None,
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=2,
     tags=["vidflow", "platform"],

@@ -10,11 +10,10 @@ its own partition instead of appending a duplicate.
 from __future__ import annotations
 
 import argparse
-from datetime import date
+from datetime import UTC, date, datetime
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-
 from vidflow.config import get_settings
 from vidflow.spark import get_spark, lake_path
 
@@ -54,7 +53,8 @@ def load(df: DataFrame, path: str, day: date) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--date", type=date.fromisoformat, default=date.today())
+    today = datetime.now(UTC).date()
+    parser.add_argument("--date", type=date.fromisoformat, default=today)
     parser.add_argument("--table", default=None, help="Delta path; default: lake/smoke/views")
     args = parser.parse_args(argv)
     settings = get_settings()

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from vidflow.airflow_api import AirflowClient
 from vidflow.config import Settings, get_settings
 
@@ -53,9 +52,10 @@ def unique() -> str:
 
 
 @pytest.fixture(scope="session")
-def spark(stack: Settings) -> Iterator[object]:
+def spark(settings: Settings) -> Iterator[object]:
+    """One local Spark session (with Delta) for the whole test run."""
     from vidflow.spark import get_spark
 
-    session = get_spark("vidflow-tests", stack)
+    session = get_spark("vidflow-tests", settings)
     yield session
     session.stop()

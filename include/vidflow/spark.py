@@ -99,10 +99,18 @@ def lake_path(settings: Settings, *parts: str) -> str:
     return "/".join([settings.lake_uri.rstrip("/"), *parts])
 
 
-def submit_command(application: str, args: list[str], settings: Settings | None = None) -> list[str]:
+def submit_command(
+    application: str, args: list[str], settings: Settings | None = None
+) -> list[str]:
     """``spark-submit`` command line for a job in ``jobs/`` (no secrets on it)."""
     settings = settings or get_settings()
-    cmd = ["spark-submit", "--master", settings.spark_master, "--jars", ",".join(spark_jars(settings))]
+    cmd = [
+        "spark-submit",
+        "--master",
+        settings.spark_master,
+        "--jars",
+        ",".join(spark_jars(settings)),
+    ]
     for key, value in public_submit_conf(settings).items():
         cmd += ["--conf", f"{key}={value}"]
     return [*cmd, application, *args]

@@ -204,7 +204,9 @@ def _bootstrap_after_storage(settings: Settings, env: dict[str, str]) -> None:
     (home / "plugins").mkdir(parents=True, exist_ok=True)
     passwords = home / "passwords.json"
     passwords.write_text(
-        json.dumps({settings.airflow_admin_user: settings.airflow_admin_password.get_secret_value()})
+        json.dumps(
+            {settings.airflow_admin_user: settings.airflow_admin_password.get_secret_value()}
+        )
     )
     passwords.chmod(0o600)
     _say("migrating the Airflow metadata database")
@@ -224,16 +226,15 @@ def up(settings: Settings) -> None:
     all_services = services(settings)
     env = {**os.environ, **stack_env(settings)}
     _init_postgres(settings)
-    supervisor.conf_path(settings).write_text(supervisor.render_conf(settings, all_services))
     fingerprint = supervisor.env_fingerprint(stack_env(settings))
-    if supervisor.is_running(settings) and supervisor.running_fingerprint(settings) != fingerprint:
-        _say("configuration changed since the stack started: restarting it")
-        down(settings)
+    conf = supervisor.render_conf(settings, all_services, fingerprint)
+    supervisor.conf_path(settings).write_text(conf)
     if not supervisor.is_running(settings):
         _say("starting supervisord")
-        supervisor.start_daemon(settings, env, fingerprint)
+        supervisor.start_daemon(settings)
     else:
-        # Pick up programs added to (or changed in) the config since the daemon started.
+        # Restarts exactly the programs whose command or configuration changed, and
+        # registers programs added since the daemon started.
         supervisor.ctl(settings, "update", check=False)
     for stage in sorted({svc.stage for svc in all_services}):
         group = [svc for svc in all_services if svc.stage == stage]

@@ -29,6 +29,10 @@ class Service:
     stage: int
     #: OS user to run as (PostgreSQL refuses to run as root).
     user: str | None = None
+    #: Whether the process gets the platform's environment (settings, secrets,
+    #: connections). Storage services do not, so a configuration change restarts the
+    #: Airflow/MLflow/API processes but never PostgreSQL or the in-memory S3 endpoint.
+    needs_env: bool = True
     env: dict[str, str] = field(default_factory=dict)
 
 
@@ -131,7 +135,10 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(settings.log_dir / "airflow"),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
-        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        # The api-server's /api/v2/monitor/health reports the scheduler; its own health
+        # server would listen on all interfaces.
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": settings.bind_host,
         "AIRFLOW__TRIGGERER__CAPACITY": "100",
         "AIRFLOW__WEBSERVER__EXPOSE_CONFIG": "False",
     }
@@ -187,13 +194,16 @@ def services(settings: Settings) -> list[Service]:
             port=settings.pg_port,
             stage=0,
             user=run_as_user(),
+            needs_env=False,
         ),
         Service(
             name="s3",
             command=[str(bin_dir / "moto_server"), "-H", host, "-p", str(settings.s3_moto_port)],
-            health_url=f"http://{host}:{settings.s3_moto_port}/moto-api/data.json",
+            # ListBuckets: cheap, unlike /moto-api/data.json which dumps all state.
+            health_url=f"http://{host}:{settings.s3_moto_port}/",
             port=settings.s3_moto_port,
             stage=0,
+            needs_env=False,
         ),
         Service(
             name="mlflow",
@@ -220,7 +230,16 @@ def services(settings: Settings) -> list[Service]:
             port=settings.airflow_port,
             stage=1,
         ),
-        Service("airflow-scheduler", [airflow, "scheduler"], None, 0, stage=1),
-        Service("airflow-dag-processor", [airflow, "dag-processor"], None, 0, stage=1),
-        Service("airflow-triggerer", [airflow, "triggerer"], None, 0, stage=1),
+        # --skip-serve-logs: with LocalExecutor the api-server reads task logs from disk,
+        # and Airflow's log server cannot bind anywhere but all interfaces.
+        Service("airflow-scheduler", [airflow, "scheduler", "--skip-serve-logs"], None, 0, 1),
+        Service("airflow-dag-processor", [airflow, "dag-processor"], None, 0, 1),
+        Service("airflow-triggerer", [airflow, "triggerer", "--skip-serve-logs"], None, 0, 1),
     ]
+
+
+def find_service(settings: Settings, name: str) -> Service:
+    for svc in services(settings):
+        if svc.name == name:
+            return svc
+    raise KeyError(f"no service {name!r} in the local stack")

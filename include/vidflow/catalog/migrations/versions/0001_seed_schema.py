@@ -8,10 +8,11 @@ Create Date: 2026-11-24
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
-
 from vidflow.catalog.partitions import create_hash_partitions, partition_count
 
 revision = "0001"
@@ -24,7 +25,7 @@ TSTZ = sa.DateTime(timezone=True)
 NOW = sa.func.now()
 
 
-def _partitioned(key: str) -> dict[str, str]:
+def _partitioned(key: str) -> dict[str, Any]:
     return {"postgresql_partition_by": f"HASH ({key})"}
 
 
