@@ -115,6 +115,8 @@ class Video(Base):
         CheckConstraint(
             "status IN ('uploading', 'processing', 'processed', 'failed')", name="status"
         ),
+        # The reconciliation scan: videos stuck in `processing` since before a cut-off.
+        Index("ix_videos_status_updated_at", "status", "updated_at"),
         _hash_partitioned("video_id"),
     )
 
@@ -138,6 +140,14 @@ class Video(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
+    #: The DASH MPD of the published version (manifest_url is the HLS master).
+    dash_url: Mapped[str | None] = mapped_column(Text)
+    #: The published version: readers see media/videos/{video_id}/{media_version}/.
+    media_version: Mapped[str | None] = mapped_column(String(64))
+    #: The Airflow run that owns the current processing attempt (last claim wins).
+    processing_run_id: Mapped[str | None] = mapped_column(String(250))
+    #: Re-enqueues by the reconciliation DAG since the video last left `processing`.
+    processing_attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
 
 
 class Rendition(Base):
