@@ -54,9 +54,10 @@ class Settings(BaseSettings):
     )
 
     # --- S3 and SQS ----------------------------------------------------------------
-    aws_endpoint_url: str = Field(
-        "http://127.0.0.1:4566",
-        description="S3/SQS endpoint. Empty means real AWS (the SDK's default endpoints).",
+    aws_endpoint_url: str | None = Field(
+        None,
+        description="S3/SQS endpoint URL. Unset: the local endpoint on s3_moto_port. "
+        "Empty: real AWS (the SDK's default endpoints).",
     )
     aws_region: str = Field("us-east-1", description="AWS region for S3 and SQS.")
     aws_access_key_id: SecretStr = Field(
@@ -238,6 +239,8 @@ class Settings(BaseSettings):
     @property
     def endpoint_url(self) -> str | None:
         """The S3/SQS endpoint for SDK clients, or None for AWS itself."""
+        if self.aws_endpoint_url is None:
+            return f"http://{self.bind_host}:{self.s3_moto_port}"
         return self.aws_endpoint_url or None
 
     @property
@@ -282,7 +285,9 @@ def env_example() -> str:
         if name == "lake_uri":
             default = ".local/lake"
         lines.append(f"# {field.description}")
-        lines.append(f"VIDFLOW_{name.upper()}={default}")
+        # A None default means "derived" (see the description): leave it unset.
+        prefix = "# " if default is None else ""
+        lines.append(f"{prefix}VIDFLOW_{name.upper()}={'' if default is None else default}")
         lines.append("")
     return "\n".join(lines)
 

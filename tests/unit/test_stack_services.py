@@ -46,7 +46,7 @@ def test_every_service_binds_to_loopback(local: Settings) -> None:
 def test_connections_carry_the_endpoint_and_spark_master() -> None:
     conns = airflow_connections(Settings(spark_master="spark://spark-master:7077"))
     aws = json.loads(conns["AIRFLOW_CONN_AWS_DEFAULT"])
-    assert aws["extra"]["endpoint_url"] == "http://127.0.0.1:4566"
+    assert aws["extra"]["endpoint_url"] == "http://127.0.0.1:4566"  # the local default
     spark = json.loads(conns["AIRFLOW_CONN_SPARK_DEFAULT"])
     assert (spark["host"], spark["port"]) == ("spark://spark-master", 7077)
     local = json.loads(airflow_connections(Settings())["AIRFLOW_CONN_SPARK_DEFAULT"])
@@ -113,3 +113,21 @@ def test_config_changes_restart_platform_processes_but_not_storage(local: Settin
     for platform in ("mlflow", "airflow-scheduler"):
         assert _program(old, platform) != _program(new, platform)
         assert "vidflow.stack.exec" in _program(new, platform)
+
+
+def test_remote_stores_are_not_started_locally() -> None:
+    remote = Settings(
+        aws_endpoint_url="",
+        pg_host="db.internal",
+        mlflow_tracking_uri="https://mlflow.internal",
+    )
+    names = {svc.name for svc in services(remote)}
+    assert names.isdisjoint({"postgres", "s3", "mlflow"})
+    assert {"airflow-scheduler", "airflow-api-server"} <= names
+    assert {"postgres", "s3", "mlflow"} <= {svc.name for svc in services(Settings())}
+
+
+def test_endpoint_follows_the_local_port_unless_set() -> None:
+    assert Settings(s3_moto_port=4577).endpoint_url == "http://127.0.0.1:4577"
+    assert Settings(aws_endpoint_url="").endpoint_url is None
+    assert Settings(aws_endpoint_url="http://minio:9000").endpoint_url == "http://minio:9000"

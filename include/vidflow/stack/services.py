@@ -168,8 +168,26 @@ def stack_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def runs_locally(settings: Settings, name: str) -> bool:
+    """Is this store served by the local stack, or does the configuration point at a
+    remote one (AWS, MinIO, a managed PostgreSQL, a shared MLflow)?"""
+    loopback = (settings.bind_host, "127.0.0.1", "localhost")
+    if name == "postgres":
+        return settings.pg_host in loopback
+    if name == "s3":
+        return settings.endpoint_url == f"http://{settings.bind_host}:{settings.s3_moto_port}"
+    if name == "mlflow":
+        return not settings.mlflow_tracking_uri
+    return True
+
+
 def services(settings: Settings) -> list[Service]:
-    """The processes of the local stack, in start order."""
+    """The processes of the local stack, in start order: only what the configuration
+    does not point elsewhere."""
+    return [svc for svc in _all_services(settings) if runs_locally(settings, svc.name)]
+
+
+def _all_services(settings: Settings) -> list[Service]:
     bin_dir = venv_bin()
     host = settings.bind_host
     airflow = str(bin_dir / "airflow")
