@@ -40,7 +40,7 @@ test: up lint  ## everything: lint, unit, DAG integrity and integration tests on
 	$(VENV)/bin/pytest -q -ra
 
 bench: up  ## run the benchmarks in benchmarks/ (JSON + summary in benchmarks/results/)
-	@$(PY) -m benchmarks
+	@$(PY) -m benchmarks $(BENCH)
 
 lock:  ## re-resolve requirements.in into the pinned requirements.txt
 	uv pip compile -q requirements.in --python-version 3.11 -o requirements.txt
