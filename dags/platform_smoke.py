@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import dag, task
+
 from vidflow.orchestration.spark import VidflowSparkSubmitOperator, job_path
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+
 from vidflow.config import get_settings
 from vidflow.spark import get_spark, lake_path
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from vidflow.airflow_api import AirflowClient
 from vidflow.config import Settings, get_settings
 

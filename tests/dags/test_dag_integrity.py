@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from vidflow.config import REPO_ROOT
 
 DAGS_DIR = REPO_ROOT / "dags"

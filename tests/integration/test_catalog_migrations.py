@@ -14,6 +14,7 @@ from alembic.migration import MigrationContext
 from psycopg import sql
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
+
 from vidflow.catalog import db
 from vidflow.catalog.models import PARTITIONED_TABLES, Base
 from vidflow.catalog.partitions import list_partitions

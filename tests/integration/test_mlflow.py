@@ -9,6 +9,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 from mlflow.pyfunc import PythonModel
+
 from vidflow.config import Settings
 from vidflow.storage import s3_client
 

@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+
 from vidflow.config import Settings
 from vidflow.storage import all_buckets, ensure_buckets, s3_client, sqs_client
 

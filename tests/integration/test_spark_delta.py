@@ -11,11 +11,11 @@ from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
+
+from jobs.platform_smoke import extract, load, views_by_region
 from vidflow.config import REPO_ROOT, Settings
 from vidflow.spark import get_spark, lake_path, submit_command
 from vidflow.storage import s3_client
-
-from jobs.platform_smoke import extract, load, views_by_region
 
 
 def _round_trip(spark: Any, path: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import psutil
+
 from vidflow.config import Settings
 from vidflow.stack import supervisor
 from vidflow.stack.cli import service_healthy

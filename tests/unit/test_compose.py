@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from pydantic import SecretStr
+
 from vidflow.config import Settings
 from vidflow.stack.services import airflow_connections
 

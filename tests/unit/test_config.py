@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr, ValidationError
+
 from vidflow.config import REPO_ROOT, Settings, env_example
 
 

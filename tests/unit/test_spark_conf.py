@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
+
 from vidflow.config import Settings
 from vidflow.spark import SparkSetupError, public_submit_conf, spark_conf, submit_command
 

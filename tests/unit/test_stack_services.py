@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
+
 from vidflow.config import Settings
 from vidflow.stack import secrets as dev_secrets
 from vidflow.stack.services import airflow_connections, airflow_env, services, stack_env

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql as pg
+
 from vidflow.catalog.partitions import create_hash_partitions, partition_count
 
 revision = "0001"
