@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         description="S3/SQS endpoint URL. Unset: the local endpoint on s3_moto_port. "
         "Empty: real AWS (the SDK's default endpoints).",
     )
+    sqs_endpoint_url: str | None = Field(
+        None,
+        description="SQS endpoint URL when the queue lives elsewhere than S3 (e.g. ElasticMQ "
+        "next to MinIO). Unset: the S3/SQS endpoint above.",
+    )
     aws_region: str = Field("us-east-1", description="AWS region for S3 and SQS.")
     aws_access_key_id: SecretStr = Field(
         SecretStr(""), description="Access key. Empty means the SDK's default credential chain."
@@ -242,6 +247,13 @@ class Settings(BaseSettings):
         if self.aws_endpoint_url is None:
             return f"http://{self.bind_host}:{self.s3_moto_port}"
         return self.aws_endpoint_url or None
+
+    @property
+    def queue_endpoint_url(self) -> str | None:
+        """The SQS endpoint for SDK clients, or None for AWS itself."""
+        if self.sqs_endpoint_url is None:
+            return self.endpoint_url
+        return self.sqs_endpoint_url or None
 
     @property
     def tracking_uri(self) -> str:

@@ -19,10 +19,10 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 
-def _client_kwargs(settings: Settings) -> dict[str, Any]:
+def _client_kwargs(settings: Settings, endpoint_url: str | None) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "region_name": settings.aws_region,
-        "endpoint_url": settings.endpoint_url,
+        "endpoint_url": endpoint_url,
         "config": BotoConfig(
             retries={"max_attempts": 5, "mode": "standard"},
             # Local endpoints and MinIO want path-style addressing; AWS accepts it too.
@@ -36,11 +36,13 @@ def _client_kwargs(settings: Settings) -> dict[str, Any]:
 
 
 def s3_client(settings: Settings | None = None) -> S3Client:
-    return boto3.client("s3", **_client_kwargs(settings or get_settings()))
+    settings = settings or get_settings()
+    return boto3.client("s3", **_client_kwargs(settings, settings.endpoint_url))
 
 
 def sqs_client(settings: Settings | None = None) -> SQSClient:
-    return boto3.client("sqs", **_client_kwargs(settings or get_settings()))
+    settings = settings or get_settings()
+    return boto3.client("sqs", **_client_kwargs(settings, settings.queue_endpoint_url))
 
 
 def all_buckets(settings: Settings) -> list[str]:

@@ -132,3 +132,16 @@ def test_endpoint_follows_the_local_port_unless_set() -> None:
     assert Settings(s3_moto_port=4577).endpoint_url == "http://127.0.0.1:4577"
     assert Settings(aws_endpoint_url="").endpoint_url is None
     assert Settings(aws_endpoint_url="http://minio:9000").endpoint_url == "http://minio:9000"
+
+
+def test_queue_endpoint_defaults_to_the_s3_endpoint_and_can_differ() -> None:
+    assert Settings().queue_endpoint_url == "http://127.0.0.1:4566"
+    split = Settings(aws_endpoint_url="http://minio:9000", sqs_endpoint_url="http://sqs:9324")
+    assert split.queue_endpoint_url == "http://sqs:9324"
+    aws = json.loads(airflow_connections(split)["AIRFLOW_CONN_AWS_DEFAULT"])
+    assert aws["extra"]["endpoint_url"] == "http://minio:9000"
+    assert aws["extra"]["service_config"] == {"sqs": {"endpoint_url": "http://sqs:9324"}}
+    assert (
+        "service_config"
+        not in json.loads(airflow_connections(Settings())["AIRFLOW_CONN_AWS_DEFAULT"])["extra"]
+    )

@@ -68,10 +68,12 @@ def run_as_user() -> str | None:
     return "postgres" if os.geteuid() == 0 else None
 
 
-def _aws_extra(settings: Settings) -> dict[str, str]:
-    extra = {"region_name": settings.aws_region}
+def _aws_extra(settings: Settings) -> dict[str, object]:
+    extra: dict[str, object] = {"region_name": settings.aws_region}
     if settings.endpoint_url:
         extra["endpoint_url"] = settings.endpoint_url
+    if settings.queue_endpoint_url != settings.endpoint_url:
+        extra["service_config"] = {"sqs": {"endpoint_url": settings.queue_endpoint_url}}
     return extra
 
 
