@@ -1,0 +1,45 @@
+"""Account endpoints: register, log in (get a bearer token), show the current account."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from vidflow.accounts import service
+from vidflow.accounts.deps import CurrentUser, SessionDep, SettingsDep
+from vidflow.accounts.schemas import LoginRequest, Token, UserCreate, UserPublic
+from vidflow.accounts.security import create_access_token
+from vidflow.problems import Problem
+
+router = APIRouter(tags=["accounts"])
+
+
+class AccountGone(Problem):
+    status = 401
+    title = "Not authenticated"
+
+
+@router.post("/v1/accounts", status_code=status.HTTP_201_CREATED, response_model=UserPublic)
+def register(user_in: UserCreate, session: SessionDep) -> UserPublic:
+    """Create an account. 409 when the username or e-mail is taken, 422 for weak input."""
+    return UserPublic.model_validate(service.register_user(session=session, user_in=user_in))
+
+
+@router.post("/v1/auth/token", response_model=Token)
+def login(credentials: LoginRequest, session: SessionDep, settings: SettingsDep) -> Token:
+    """Exchange a username (or e-mail) and password for a short-lived bearer token."""
+    user = service.authenticate(
+        session=session, login=credentials.username, password=credentials.password
+    )
+    token, ttl = create_access_token(
+        settings=settings, user_id=user.user_id, username=user.username
+    )
+    return Token(access_token=token, expires_in=ttl)
+
+
+@router.get("/v1/accounts/me", response_model=UserPublic)
+def me(user: CurrentUser, session: SessionDep) -> UserPublic:
+    """The account the bearer token belongs to."""
+    account = service.get_user(session=session, user_id=user.user_id)
+    if account is None:
+        raise AccountGone("the account of this token no longer exists")
+    return UserPublic.model_validate(account)

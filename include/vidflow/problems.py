@@ -1,0 +1,114 @@
+"""HTTP problem details (RFC 9457) for vidflow's HTTP services.
+
+Service layers raise a :class:`Problem` subclass that names the HTTP status it maps to;
+:func:`install_problem_handlers` turns it, request-validation errors and anything
+unexpected into an ``application/problem+json`` response with a clear message and never
+a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(Exception):
+    """An error a client caused or can act on; ``status`` is its HTTP status."""
+
+    status: ClassVar[int] = 400
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(self, detail: str, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers: dict[str, str] = dict(headers or {})
+
+
+def problem_response(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    head: bool = False,
+) -> JSONResponse:
+    """A problem+json response. HEAD responses carry the status and headers only."""
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    body["detail"] = detail
+    body.update(extra or {})
+    response = JSONResponse(body, status_code=status, headers=dict(headers or {}))
+    response.media_type = PROBLEM_JSON
+    response.headers["content-type"] = PROBLEM_JSON
+    if head:
+        # A HEAD response has no body; keep the headers a client reads.
+        response.body = b""
+        del response.headers["content-length"]
+    return response
+
+
+def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str, str]]]:
+    errors = []
+    for error in exc.errors():
+        # Drop "body" from the location and never echo the input (it may be a password).
+        loc = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        errors.append({"field": loc, "message": str(error.get("msg", "invalid"))})
+    detail = "; ".join(
+        f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors
+    )
+    return detail or "invalid input", errors
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Render every error of ``app`` as problem+json."""
+
+    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Problem)
+        return problem_response(
+            exc.status,
+            exc.title,
+            exc.detail,
+            headers=exc.headers,
+            head=request.method == "HEAD",
+        )
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        detail, errors = _validation_detail(exc)
+        return problem_response(422, "Unprocessable input", detail, extra={"errors": errors})
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        try:
+            title = HTTPStatus(exc.status_code).phrase
+        except ValueError:
+            title = "Error"
+        return problem_response(
+            exc.status_code,
+            title,
+            str(exc.detail),
+            headers=exc.headers,
+            head=request.method == "HEAD",
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(
+            500, "Internal server error", "The server failed to handle the request; retry."
+        )
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,167 @@
+"""S3 side of an upload: one multipart upload per video source, plus parked tail pieces.
+
+A PATCH body streams into parts of ``upload_part_size`` bytes. S3 wants every part but
+the last to be at least 5 MiB, so a shorter tail that is not the end of the file is
+*parked* as a small object of its own (as tusd's s3store does) and prepended to the next
+PATCH. Parked pieces live under ``staging/uploads/{upload_id}/`` in the originals
+bucket, never in process memory between requests. Keys are made from ids only.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, ObjectIdentifierTypeDef
+
+log = logging.getLogger(__name__)
+
+STAGING_PREFIX: Final = "staging/uploads"
+
+
+class MultipartGone(Exception):
+    """S3 no longer knows the multipart upload (completed or aborted)."""
+
+
+class PartRejected(Exception):
+    """S3 refused to complete: a part is missing or changed since it was committed."""
+
+
+@dataclass(frozen=True)
+class StoredPart:
+    number: int
+    size: int
+    etag: str
+
+
+def staging_prefix(upload_id: uuid.UUID) -> str:
+    return f"{STAGING_PREFIX}/{upload_id}/"
+
+
+def new_parked_key(upload_id: uuid.UUID) -> str:
+    """A fresh key for a parked piece: a new piece never overwrites the committed one."""
+    return f"{staging_prefix(upload_id)}tail-{uuid.uuid4().hex}"
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+@dataclass(frozen=True)
+class MultipartStore:
+    """The originals bucket, seen as multipart uploads and parked pieces."""
+
+    client: S3Client
+    bucket: str
+
+    # --- multipart -------------------------------------------------------------------
+
+    def create(self, key: str) -> str:
+        response = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)
+        return response["UploadId"]
+
+    def upload_part(self, key: str, multipart_id: str, number: int, data: bytes) -> StoredPart:
+        try:
+            response = self.client.upload_part(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=multipart_id,
+                PartNumber=number,
+                Body=data,
+            )
+        except ClientError as exc:
+            if _code(exc) == "NoSuchUpload":
+                raise MultipartGone(key) from exc
+            raise
+        return StoredPart(number, len(data), response["ETag"])
+
+    def list_parts(self, key: str, multipart_id: str) -> dict[int, StoredPart]:
+        """Every part S3 holds for the upload (committed or not), by part number."""
+        parts: dict[int, StoredPart] = {}
+        marker = 0
+        while True:
+            try:
+                response = self.client.list_parts(
+                    Bucket=self.bucket, Key=key, UploadId=multipart_id, PartNumberMarker=marker
+                )
+            except ClientError as exc:
+                if _code(exc) == "NoSuchUpload":
+                    raise MultipartGone(key) from exc
+                raise
+            for part in response.get("Parts", []):
+                number = part["PartNumber"]
+                parts[number] = StoredPart(number, part["Size"], part["ETag"])
+            if not response.get("IsTruncated"):
+                return parts
+            marker = int(response["NextPartNumberMarker"])
+
+    def complete(self, key: str, multipart_id: str, parts: list[StoredPart]) -> None:
+        completed: list[CompletedPartTypeDef] = [
+            {"PartNumber": p.number, "ETag": p.etag} for p in parts
+        ]
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=multipart_id,
+                MultipartUpload={"Parts": completed},
+            )
+        except ClientError as exc:
+            code = _code(exc)
+            if code == "NoSuchUpload":
+                raise MultipartGone(key) from exc
+            if code in {"InvalidPart", "InvalidPartOrder", "EntityTooSmall"}:
+                raise PartRejected(f"{code}: {exc}") from exc
+            raise
+
+    def abort(self, key: str, multipart_id: str) -> None:
+        """Abort the multipart upload and drop its parts (idempotent)."""
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=multipart_id)
+        except ClientError as exc:
+            if _code(exc) != "NoSuchUpload":
+                raise
+
+    def open_multipart_ids(self, key: str) -> list[str]:
+        """Multipart uploads S3 still holds for ``key`` (should be none once finished)."""
+        response = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
+        return [u["UploadId"] for u in response.get("Uploads", []) if u["Key"] == key]
+
+    # --- objects -------------------------------------------------------------------------
+
+    def put(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    def get(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def size(self, key: str) -> int | None:
+        """Size of an object, or None if it does not exist."""
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
+        except ClientError as exc:
+            if _code(exc) in {"404", "NoSuchKey", "NotFound"}:
+                return None
+            raise
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under ``prefix``; returns how many there were."""
+        deleted = 0
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            keys: list[ObjectIdentifierTypeDef] = [
+                {"Key": obj["Key"]} for obj in page.get("Contents", [])
+            ]
+            if keys:
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys})
+                deleted += len(keys)
+        return deleted
