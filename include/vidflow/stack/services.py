@@ -255,6 +255,22 @@ def _all_services(settings: Settings) -> list[Service]:
         Service("airflow-scheduler", [airflow, "scheduler", "--skip-serve-logs"], None, 0, 1),
         Service("airflow-dag-processor", [airflow, "dag-processor"], None, 0, 1),
         Service("airflow-triggerer", [airflow, "triggerer", "--skip-serve-logs"], None, 0, 1),
+        # The tus upload API; it also runs the outbox relay in a background thread.
+        Service(
+            name="upload-api",
+            command=[
+                str(bin_dir / "python"),
+                "-m",
+                "vidflow.uploads",
+                "--host",
+                host,
+                "--port",
+                str(settings.upload_port),
+            ],
+            health_url=f"http://{host}:{settings.upload_port}/healthz",
+            port=settings.upload_port,
+            stage=1,
+        ),
     ]
 
 
