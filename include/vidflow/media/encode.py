@@ -1,0 +1,297 @@
+"""ffmpeg commands of the renditions, and ffmpeg progress streamed into a log.
+
+Commands are argument lists built with ffmpeg-python, never shell strings.
+
+Video (one rendition per command): x264 High profile with capped CRF (``-crf`` plus
+``-maxrate`` and ``-bufsize`` at twice the cap). Every rendition gets the same constant
+frame rate and the same closed GOP: IDR frames are forced at exact multiples of the GOP
+length (:func:`gop_seconds`, which divides the segment length) and x264's scene-cut
+detection is off, so keyframes sit at identical timestamps in every rendition and on every
+segment boundary. The output is one fragmented MP4 with one fragment per GOP (CMAF
+flavour); ``vidflow.media.package`` cuts it into segments on those fragment boundaries.
+
+Audio: AAC-LC (or a copy of a compliant track) through ffmpeg's HLS muxer in fMP4 mode,
+which cuts a fragment at the first packet past every multiple of the segment length.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Final
+
+import ffmpeg
+
+from vidflow.media.ladder import AudioPlan, LadderRung
+
+log = logging.getLogger(__name__)
+
+#: Target GOP length; the real one divides the segment length evenly (see gop_seconds).
+TARGET_GOP_SECONDS: Final = 2.0
+
+VIDEO_MOVFLAGS: Final = "+frag_keyframe+empty_moov+default_base_moof+cmaf+skip_trailer"
+
+#: ffmpeg stderr phrases that blame the source rather than the machine.
+SOURCE_ERROR_MARKERS: Final = (
+    "invalid data found when processing input",
+    "error while decoding",
+    "moov atom not found",
+    "invalid nal unit",
+    "corrupt",
+    "decoding error",
+    "could not find codec parameters",
+    "decoder (codec",
+)
+
+
+def gop_seconds(segment_seconds: float) -> float:
+    """GOP length: the segment length split into whole GOPs of about 2 s.
+
+    Apple asks for an IDR every ~2 s (seeking, trick play); segment boundaries then fall
+    on every few GOPs, so they are keyframes too.
+    """
+    per_segment = max(1, round(segment_seconds / TARGET_GOP_SECONDS))
+    return segment_seconds / per_segment
+
+
+def _input(source: str) -> Any:
+    kwargs: dict[str, str] = {}
+    if source.startswith(("http://", "https://")):
+        # Survive dropped connections on long reads of a presigned URL.
+        kwargs = {
+            "rw_timeout": "30000000",
+            "reconnect": "1",
+            "reconnect_on_network_error": "1",
+            "reconnect_delay_max": "10",
+        }
+    return ffmpeg.input(source, **kwargs)
+
+
+def video_encode_args(
+    source: str,
+    rung: LadderRung,
+    output: Path,
+    *,
+    video_index: int,
+    segment_seconds: int,
+    preset: str,
+    crf: int,
+) -> list[str]:
+    """ffmpeg arguments encoding ``rung`` of ``source`` into a fragmented MP4."""
+    gop = gop_seconds(segment_seconds)
+    fps = rung.frame_rate
+    gop_frames = math.ceil(gop * fps)
+    stream = _input(source)[str(video_index)]
+    stream = (
+        # start_time=0 pins the first frame to t=0 on ffmpeg's input timeline (the same
+        # zero the audio uses), padding or trimming a few frames at the start.
+        stream.filter("fps", fps=str(fps), start_time=0)
+        .filter("scale", rung.width, rung.height, flags="bicubic")
+        .filter("setsar", "1")
+        .filter("format", "yuv420p")
+    )
+    out = stream.output(
+        str(output),
+        f="mp4",
+        vcodec="libx264",
+        preset=preset,
+        crf=crf,
+        maxrate=rung.max_bitrate,
+        bufsize=rung.buffer_size,
+        **{
+            "profile:v": "high",
+            # x264 would add keyframes only at keyint; twice the GOP never triggers first.
+            "g": 2 * gop_frames,
+            "keyint_min": gop_frames,
+            "sc_threshold": 0,
+            "force_key_frames": f"expr:gte(t,n_forced*{gop:.6f})",
+            "forced-idr": 1,
+            "flags": "+cgop",
+            "x264-params": "scenecut=0:open-gop=0",
+            "fps_mode": "cfr",
+            "movflags": VIDEO_MOVFLAGS,
+            "map_metadata": -1,
+            "map_chapters": -1,
+        },
+    )
+    args: list[str] = out.global_args(
+        "-hide_banner", "-nostdin", "-y", "-nostats", "-progress", "pipe:1"
+    ).compile()
+    return args
+
+
+def audio_encode_args(
+    source: str,
+    plan: AudioPlan,
+    output_dir: Path,
+    *,
+    audio_index: int,
+    segment_seconds: int,
+) -> list[str]:
+    """ffmpeg arguments writing the audio rendition as fMP4 segments into ``output_dir``
+    (``init.mp4`` and ``seg_00001.m4s``...; ffmpeg's own playlist is not used)."""
+    stream = _input(source)[str(audio_index)]
+    codec: dict[str, Any]
+    if plan.copy:
+        codec = {"acodec": "copy"}
+    else:
+        # first_pts=0 keeps the audio on the same zero as the video; async fills gaps.
+        stream = stream.filter("aresample", plan.sample_rate, first_pts=0, **{"async": 1})
+        codec = {
+            "acodec": "aac",
+            "audio_bitrate": plan.bitrate,
+            "ar": plan.sample_rate,
+            "ac": plan.channels,
+        }
+    out = stream.output(
+        str(output_dir / "ffmpeg.m3u8"),
+        f="hls",
+        hls_time=segment_seconds,
+        hls_segment_type="fmp4",
+        hls_playlist_type="vod",
+        hls_fmp4_init_filename="init.mp4",
+        hls_segment_filename=str(output_dir / "seg_%05d.m4s"),
+        start_number=1,
+        map_metadata=-1,
+        map_chapters=-1,
+        **codec,
+    )
+    args: list[str] = out.global_args(
+        "-hide_banner", "-nostdin", "-y", "-nostats", "-progress", "pipe:1"
+    ).compile()
+    return args
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One ``-progress`` report of ffmpeg."""
+
+    out_time: float
+    percent: float | None
+    fps: float | None
+    speed: float | None
+    frame: int | None
+    done: bool
+
+    def describe(self, label: str, duration: float) -> str:
+        pct = f"{self.percent:5.1f}%" if self.percent is not None else "    ?%"
+        fps = f"{self.fps:.1f}" if self.fps is not None else "n/a"
+        speed = f"{self.speed:.2f}x" if self.speed is not None else "n/a"
+        return f"{label}: {pct} ({self.out_time:.1f}/{duration:.1f} s) fps={fps} speed={speed}"
+
+
+def _number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    text = text.strip().rstrip("x")
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def parse_progress(lines: Iterable[str], duration: float) -> Iterator[Progress]:
+    """Turn ffmpeg ``-progress`` output (key=value lines, each block ending in
+    ``progress=continue|end``) into Progress reports."""
+    block: dict[str, str] = {}
+    for raw in lines:
+        line = raw.strip()
+        if "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        block[key.strip()] = value.strip()
+        if key != "progress":
+            continue
+        out_us = _number(block.get("out_time_us")) or _number(block.get("out_time_ms"))
+        out_time = max(0.0, (out_us or 0.0) / 1_000_000)
+        done = value == "end"
+        percent = None
+        if duration > 0:
+            percent = 100.0 if done else min(100.0, 100.0 * out_time / duration)
+        frame = _number(block.get("frame"))
+        yield Progress(
+            out_time=out_time,
+            percent=percent,
+            fps=_number(block.get("fps")),
+            speed=_number(block.get("speed")),
+            frame=int(frame) if frame is not None else None,
+            done=done,
+        )
+        block = {}
+
+
+class EncodeError(RuntimeError):
+    """ffmpeg failed; ``source_at_fault`` when its errors point at the input file."""
+
+    def __init__(self, message: str, *, stderr_tail: str, source_at_fault: bool) -> None:
+        super().__init__(f"{message}\n{stderr_tail}")
+        self.stderr_tail = stderr_tail
+        self.source_at_fault = source_at_fault
+
+
+@dataclass(frozen=True)
+class EncodeStats:
+    wall_seconds: float
+    frames: int | None
+    #: Source seconds encoded per wall-clock second.
+    realtime_factor: float
+    fps: float | None
+
+
+def _tail(handle: IO[str], limit: int = 4000) -> str:
+    handle.seek(0)
+    return handle.read()[-limit:]
+
+
+def run_ffmpeg(
+    args: list[str],
+    *,
+    label: str,
+    duration: float,
+    report: Callable[[str], None] | None = None,
+    every_seconds: float = 5.0,
+) -> EncodeStats:
+    """Run ffmpeg (with ``-progress pipe:1``), reporting progress every few seconds.
+
+    Raises EncodeError with the tail of ffmpeg's stderr when it fails.
+    """
+    say = report or log.info
+    say(f"{label}: {' '.join(args)}")
+    started = time.monotonic()
+    last_report = 0.0
+    last: Progress | None = None
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as stderr:
+        process = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=stderr, text=True, encoding="utf-8"
+        )
+        assert process.stdout is not None
+        for progress in parse_progress(process.stdout, duration):
+            last = progress
+            now = time.monotonic()
+            if progress.done or now - last_report >= every_seconds:
+                say(progress.describe(label, duration))
+                last_report = now
+        returncode = process.wait()
+        if returncode != 0:
+            tail = _tail(stderr)
+            at_fault = any(marker in tail.lower() for marker in SOURCE_ERROR_MARKERS)
+            raise EncodeError(
+                f"{label}: ffmpeg exited with {returncode}",
+                stderr_tail=tail,
+                source_at_fault=at_fault,
+            )
+    wall = time.monotonic() - started
+    frames = last.frame if last else None
+    return EncodeStats(
+        wall_seconds=wall,
+        frames=frames,
+        realtime_factor=duration / wall if wall > 0 else 0.0,
+        fps=frames / wall if frames and wall > 0 else None,
+    )
