@@ -55,7 +55,9 @@ def downgrade(revision: str, settings: Settings | None = None) -> None:
 
 
 def current_revision(settings: Settings | None = None) -> str | None:
+    """The catalog's Alembic revision(s), comma-separated if branches are unmerged."""
     from alembic.runtime.migration import MigrationContext
 
     with get_engine(settings).connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        heads = MigrationContext.configure(conn).get_current_heads()
+    return ",".join(sorted(heads)) or None
