@@ -1,0 +1,526 @@
+"""The steps of the video_processing DAG, as plain functions of JSON-safe dicts.
+
+Each step takes and returns small dicts (Airflow XComs) and is safe to retry:
+
+1. :func:`probe_video` claims a video, probes the original through a presigned URL and
+   plans its ladder; an invalid source ends here as ``failed`` with a reason.
+2. :func:`plan_renditions` flattens every video's ladder (plus its audio) into one list,
+   the biggest encodes first, so one mapped task per rendition can fan out.
+3. :func:`transcode_rendition` encodes one rendition, cuts its CMAF segments, writes its
+   playlists and uploads them to the version prefix (a staging area nobody reads yet).
+4. :func:`make_thumbnails` writes posters and the storyboard next to them.
+5. :func:`package_video` writes the HLS master playlist and the DASH MPD.
+6. :func:`publish_video` flips the catalog in one transaction, then deletes the previous
+   version's objects (or this run's, when another run took the video over).
+
+Failures that are the source's fault become ``failed`` rows with a reason and the run
+goes on; anything else raises, is retried by Airflow, and if it keeps failing the DAG's
+``on_failure_callback`` records it (:func:`record_unexpected_failure`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from vidflow.config import Settings
+from vidflow.media import encode, package, thumbnails
+from vidflow.media.ladder import AUDIO_CODECS_TAG, AudioPlan, LadderRung, plan_audio, plan_ladder
+from vidflow.media.probe import InvalidSource, ProbeResult, probe_source
+from vidflow.processing import catalog, objects
+from vidflow.processing.requests import VideoRequest, requests_for_run
+from vidflow.storage import original_key, s3_client
+
+log = logging.getLogger(__name__)
+
+Report = Callable[[str], None]
+
+READY, SKIPPED, FAILED, ERROR, PUBLISHED = "ready", "skipped", "failed", "error", "published"
+AUDIO = "audio"
+
+
+def collect_requests(
+    event_extras: Iterable[Mapping[str, Any]], *, video_id: str | None, force: bool
+) -> list[dict[str, Any]]:
+    """The videos of a run: queue messages of its asset events plus the UI Params."""
+    requests = requests_for_run(event_extras, video_id=video_id, force=force)
+    for request in requests:
+        log.info("video %s (force=%s)", request.video_id, request.force)
+    return [r.to_dict() for r in requests]
+
+
+def media_version(run_id: str, video_id: str, attempt: int) -> str:
+    """A version name unique to this run, video and probe attempt.
+
+    A cleared and re-run task instance gets a new attempt number, so it can never write
+    into the prefix of a version that is already published.
+    """
+    digest = hashlib.sha256(f"{run_id}|{video_id}|{attempt}".encode()).hexdigest()
+    return f"v{digest[:12]}"
+
+
+def _outcome(video_id: str, status: str, reason: str | None = None, **extra: Any) -> dict[str, Any]:
+    return {"video_id": video_id, "status": status, "reason": reason, **extra}
+
+
+def probe_video(
+    request: Mapping[str, Any],
+    *,
+    settings: Settings,
+    run_id: str,
+    attempt: int,
+    is_run_active: Callable[[str], bool],
+) -> dict[str, Any]:
+    """Claim, probe and validate a video, and plan its ladder."""
+    req = VideoRequest.from_dict(request)
+    claimed = catalog.claim(
+        settings=settings,
+        video_id=req.video_id,
+        run_id=run_id,
+        force=req.force,
+        is_run_active=is_run_active,
+    )
+    if not claimed.claimed:
+        log.info("skipping video %s: %s", req.video_id, claimed.skipped_because)
+        return _outcome(req.video_id, SKIPPED, claimed.skipped_because)
+
+    s3 = s3_client(settings)
+    size = objects.source_size(s3, settings.bucket_originals, req.source_key)
+    try:
+        if size is None:
+            raise InvalidSource("The original upload is missing from storage.")
+        url = objects.presigned_get(
+            s3, settings.bucket_originals, req.source_key, settings.presigned_url_seconds
+        )
+        probe = probe_source(url, size=size, max_duration=settings.max_source_duration_seconds)
+    except InvalidSource as invalid:
+        log.warning("video %s is invalid: %s", req.video_id, invalid.reason)
+        catalog.mark_failed(
+            settings=settings, video_id=req.video_id, run_id=run_id, reason=invalid.reason
+        )
+        return _outcome(req.video_id, FAILED, invalid.reason)
+
+    rungs = plan_ladder(probe)
+    audio = plan_audio(probe)
+    log.info(
+        "video %s: %sx%s %s %.2fs -> %s%s",
+        req.video_id,
+        probe.video.width,
+        probe.video.height,
+        probe.video.codec,
+        probe.duration,
+        ", ".join(r.name for r in rungs),
+        f" + audio ({'copy' if audio.copy else 'aac'})" if audio else " (no audio)",
+    )
+    return _outcome(
+        req.video_id,
+        READY,
+        version=media_version(run_id, req.video_id, attempt),
+        source_key=req.source_key,
+        probe=probe.to_dict(),
+        rungs=[r.to_dict() for r in rungs],
+        audio=audio.to_dict() if audio else None,
+    )
+
+
+def plan_renditions(jobs: Sequence[Mapping[str, Any] | None]) -> list[dict[str, Any]]:
+    """One work item per rendition of every ready video, the most expensive first."""
+    ready = [job for job in jobs if job and job.get("status") == READY]
+    items: list[tuple[float, dict[str, Any]]] = []
+    for job in ready:
+        probe = ProbeResult.from_dict(job["probe"])
+        base = {
+            "video_id": job["video_id"],
+            "version": job["version"],
+            "source_key": job["source_key"],
+            "duration": probe.duration,
+        }
+        suffix = "" if len(ready) == 1 else f" {job['video_id'][:8]}"
+        for rung in job["rungs"]:
+            cost = rung["width"] * rung["height"] * probe.duration
+            items.append(
+                (
+                    cost,
+                    {
+                        **base,
+                        "kind": "video",
+                        "name": rung["name"],
+                        "label": rung["name"] + suffix,
+                        "rung": rung,
+                        "stream_index": probe.video.index,
+                    },
+                )
+            )
+        if job.get("audio") and probe.audio is not None:
+            items.append(
+                (
+                    0.0,
+                    {
+                        **base,
+                        "kind": AUDIO,
+                        "name": AUDIO,
+                        "label": AUDIO + suffix,
+                        "audio": job["audio"],
+                        "stream_index": probe.audio.index,
+                    },
+                )
+            )
+    items.sort(key=lambda item: item[0], reverse=True)
+    return [item for _, item in items]
+
+
+def _scratch(settings: Settings) -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="vidflow-", dir=settings.scratch_dir or None)
+
+
+def _still_ours(settings: Settings, video_id: str, run_id: str) -> bool:
+    state = catalog.video_state(settings=settings, video_id=video_id)
+    return bool(state and state["processing_run_id"] == run_id)
+
+
+def transcode_rendition(
+    rendition: Mapping[str, Any],
+    *,
+    settings: Settings,
+    run_id: str,
+    report: Report | None = None,
+) -> dict[str, Any]:
+    """Encode one rendition and upload its segments and playlists to the staging prefix."""
+    say = report or log.info
+    video_id, name = rendition["video_id"], rendition["name"]
+    if not _still_ours(settings, video_id, run_id):
+        say(f"{name}: video {video_id} is no longer claimed by this run; skipping")
+        return _outcome(video_id, SKIPPED, "claim lost", name=name)
+    s3 = s3_client(settings)
+    url = objects.presigned_get(
+        s3, settings.bucket_originals, rendition["source_key"], settings.presigned_url_seconds
+    )
+    duration = float(rendition["duration"])
+    with _scratch(settings) as scratch:
+        work = Path(scratch)
+        out_dir = work / name
+        out_dir.mkdir()
+        try:
+            if rendition["kind"] == AUDIO:
+                plan = AudioPlan.from_dict(rendition["audio"])
+                args = encode.audio_encode_args(
+                    url,
+                    plan,
+                    out_dir,
+                    audio_index=rendition["stream_index"],
+                    segment_seconds=settings.segment_seconds,
+                )
+                stats = encode.run_ffmpeg(args, label=name, duration=duration, report=say)
+                (out_dir / "ffmpeg.m3u8").unlink(missing_ok=True)
+                media = package.collect_segments(
+                    out_dir,
+                    name=name,
+                    kind=AUDIO,
+                    sample_rate=plan.sample_rate,
+                    channels=plan.channels,
+                )
+            else:
+                rung = LadderRung.from_dict(rendition["rung"])
+                fmp4 = work / f"{name}.mp4"
+                args = encode.video_encode_args(
+                    url,
+                    rung,
+                    fmp4,
+                    video_index=rendition["stream_index"],
+                    segment_seconds=settings.segment_seconds,
+                    preset=settings.x264_preset,
+                    crf=settings.x264_crf,
+                )
+                stats = encode.run_ffmpeg(args, label=name, duration=duration, report=say)
+                media = package.cut_video(
+                    fmp4,
+                    out_dir,
+                    name=name,
+                    width=rung.width,
+                    height=rung.height,
+                    frame_rate=float(rung.frame_rate),
+                    segment_seconds=settings.segment_seconds,
+                )
+                fmp4.unlink()
+        except encode.EncodeError as error:
+            if not error.source_at_fault:
+                raise
+            reason = (
+                f"The video could not be decoded while encoding {name}: "
+                f"{_last_line(error.stderr_tail)}"
+            )
+            catalog.mark_failed(settings=settings, video_id=video_id, run_id=run_id, reason=reason)
+            return _outcome(video_id, FAILED, reason, name=name)
+
+        prefix = objects.version_prefix(video_id, rendition["version"]) + f"{name}/"
+        # A retry may find a previous attempt's objects: start from an empty prefix.
+        objects.delete_prefix(s3, settings.bucket_media, prefix)
+        uploaded = objects.upload_tree(s3, out_dir, settings.bucket_media, prefix)
+    summary = media.summary()
+    say(
+        f"{name}: {summary.segment_count} segments, {len(uploaded)} objects, "
+        f"peak {summary.peak_bitrate / 1000:.0f} kb/s, average {summary.average_bitrate / 1000:.0f}"
+        f" kb/s, {stats.realtime_factor:.2f}x realtime"
+    )
+    return _outcome(
+        video_id,
+        READY,
+        name=name,
+        summary=summary.to_dict(),
+        stats={
+            "wall_seconds": round(stats.wall_seconds, 3),
+            "realtime_factor": round(stats.realtime_factor, 3),
+            "fps": round(stats.fps, 2) if stats.fps else None,
+        },
+    )
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "unknown error"
+
+
+def make_thumbnails(job: Mapping[str, Any] | None, *, settings: Settings) -> dict[str, Any]:
+    """Posters and storyboard of a ready video, uploaded next to its renditions."""
+    if not job or job.get("status") != READY:
+        return _outcome(job["video_id"] if job else "", SKIPPED)
+    video_id, version = job["video_id"], job["version"]
+    probe = ProbeResult.from_dict(job["probe"])
+    s3 = s3_client(settings)
+    url = objects.presigned_get(
+        s3, settings.bucket_originals, job["source_key"], settings.presigned_url_seconds
+    )
+    with _scratch(settings) as scratch:
+        directory = Path(scratch) / "thumbnails"
+        posters = thumbnails.make_posters(url, probe.duration, directory)
+        vtt = thumbnails.make_storyboard(
+            url, probe.duration, directory, settings.storyboard_interval_seconds
+        )
+        prefix = objects.version_prefix(video_id, version) + "thumbnails/"
+        objects.upload_tree(s3, directory, settings.bucket_media, prefix)
+    urls = {
+        kind: objects.public_url(settings, prefix + path.name) for kind, path in posters.items()
+    }
+    urls["storyboard"] = objects.public_url(settings, prefix + vtt.name)
+    return _outcome(video_id, READY, thumbnail_urls=urls)
+
+
+def _results_of(
+    video_id: str, results: Iterable[Mapping[str, Any] | None]
+) -> list[Mapping[str, Any]]:
+    return [r for r in results if r and r.get("video_id") == video_id]
+
+
+def package_video(
+    job: Mapping[str, Any] | None,
+    transcoded: Iterable[Mapping[str, Any] | None],
+    *,
+    settings: Settings,
+    run_id: str,
+) -> dict[str, Any]:
+    """Write the HLS master playlist and the DASH MPD of one video to its staging prefix."""
+    if not job or job.get("status") != READY:
+        return dict(job) if job else _outcome("", SKIPPED)
+    video_id = job["video_id"]
+    results = _results_of(video_id, transcoded)
+    failed = [r for r in results if r.get("status") == FAILED]
+    if failed:
+        return _outcome(video_id, FAILED, failed[0].get("reason"))
+    if any(r.get("status") == SKIPPED for r in results):
+        return _outcome(video_id, SKIPPED, "claim lost")
+    done = {r["name"]: r for r in results if r.get("status") == READY}
+    expected = [rung["name"] for rung in job["rungs"]] + ([AUDIO] if job.get("audio") else [])
+    missing = [name for name in expected if name not in done]
+    if missing:
+        reason = f"Internal error: encoding {', '.join(missing)} failed; see the Airflow logs."
+        catalog.mark_failed(settings=settings, video_id=video_id, run_id=run_id, reason=reason)
+        return _outcome(video_id, ERROR, reason)
+
+    videos = [
+        package.RenditionSummary.from_dict(done[n]["summary"]) for n in expected if n != AUDIO
+    ]
+    audio = package.RenditionSummary.from_dict(done[AUDIO]["summary"]) if AUDIO in done else None
+    duration = ProbeResult.from_dict(job["probe"]).duration
+    prefix = objects.version_prefix(video_id, job["version"])
+    s3 = s3_client(settings)
+    objects.put_text(
+        s3,
+        settings.bucket_media,
+        prefix + package.MASTER_PLAYLIST,
+        package.master_playlist(videos, audio),
+    )
+    objects.put_text(
+        s3,
+        settings.bucket_media,
+        prefix + package.DASH_MANIFEST,
+        package.dash_manifest(videos, audio, duration=max(v.duration for v in videos)),
+    )
+    log.info("video %s packaged under %s (source %.3fs)", video_id, prefix, duration)
+    return _outcome(
+        video_id,
+        READY,
+        version=job["version"],
+        duration=max(v.duration for v in videos),
+        videos=[v.to_dict() for v in videos],
+        audio=audio.to_dict() if audio else None,
+    )
+
+
+def rendition_rows(
+    settings: Settings,
+    prefix: str,
+    videos: Sequence[package.RenditionSummary],
+    audio: package.RenditionSummary | None,
+) -> list[catalog.RenditionRow]:
+    """Catalog rows of the video renditions, with the figures of the master playlist."""
+    rows = []
+    for video in videos:
+        rows.append(
+            catalog.RenditionRow(
+                name=video.name,
+                width=video.width,
+                height=video.height,
+                bandwidth=video.peak_bitrate + (audio.peak_bitrate if audio else 0),
+                average_bandwidth=video.average_bitrate + (audio.average_bitrate if audio else 0),
+                codecs=video.codecs + (f",{AUDIO_CODECS_TAG}" if audio else ""),
+                frame_rate=video.frame_rate,
+                playlist_url=objects.public_url(
+                    settings, f"{prefix}{video.name}/{package.MEDIA_PLAYLIST}"
+                ),
+            )
+        )
+    return rows
+
+
+def publish_video(
+    packaged: Mapping[str, Any] | None,
+    thumbnail_results: Iterable[Mapping[str, Any] | None],
+    *,
+    settings: Settings,
+    run_id: str,
+) -> dict[str, Any]:
+    """One catalog transaction makes the staged version live; then old objects go."""
+    if not packaged or packaged.get("status") != READY:
+        return dict(packaged) if packaged else _outcome("", SKIPPED)
+    video_id, version = packaged["video_id"], packaged["version"]
+    s3 = s3_client(settings)
+    prefix = objects.version_prefix(video_id, version)
+    thumbs = next(
+        (t for t in _results_of(video_id, thumbnail_results) if t.get("status") == READY), None
+    )
+    if thumbs is None:
+        reason = "Internal error: making the thumbnails failed; see the Airflow logs."
+        catalog.mark_failed(settings=settings, video_id=video_id, run_id=run_id, reason=reason)
+        objects.delete_prefix(s3, settings.bucket_media, prefix)
+        return _outcome(video_id, ERROR, reason)
+
+    videos = [package.RenditionSummary.from_dict(v) for v in packaged["videos"]]
+    audio = package.RenditionSummary.from_dict(packaged["audio"]) if packaged["audio"] else None
+    objects.ensure_public_read(settings, s3)
+    result = catalog.publish(
+        settings=settings,
+        video_id=video_id,
+        run_id=run_id,
+        version=version,
+        manifest_url=objects.public_url(settings, prefix + package.MASTER_PLAYLIST),
+        dash_url=objects.public_url(settings, prefix + package.DASH_MANIFEST),
+        thumbnail_urls=thumbs["thumbnail_urls"],
+        duration_seconds=float(packaged["duration"]),
+        renditions=rendition_rows(settings, prefix, videos, audio),
+    )
+    if result.superseded_by:
+        log.info(
+            "video %s was taken over by run %s; discarding %s",
+            video_id,
+            result.superseded_by,
+            version,
+        )
+        objects.delete_prefix(s3, settings.bucket_media, prefix)
+        return _outcome(video_id, SKIPPED, f"superseded by run {result.superseded_by}")
+    if not result.published:
+        return _outcome(video_id, SKIPPED, "the video left the catalog")
+    if result.previous_version and result.previous_version != version:
+        old = objects.version_prefix(video_id, result.previous_version)
+        removed = objects.delete_prefix(s3, settings.bucket_media, old)
+        log.info("video %s: removed %d objects of the previous version %s", video_id, removed, old)
+    log.info(
+        "video %s published: %s",
+        video_id,
+        objects.public_url(settings, prefix + package.MASTER_PLAYLIST),
+    )
+    return _outcome(video_id, PUBLISHED, version=version)
+
+
+def record_unexpected_failure(
+    *,
+    settings: Settings,
+    video_ids: Iterable[str],
+    run_id: str,
+    what: str,
+    error: BaseException | None,
+) -> None:
+    """Record an unexpected task failure on every video it concerned."""
+    detail = f"{type(error).__name__}: {error}" if error else "the task failed"
+    reason = f"Internal error while {what}: {detail}"[: catalog.MAX_REASON]
+    for video_id in dict.fromkeys(video_ids):
+        if catalog.mark_failed(settings=settings, video_id=video_id, run_id=run_id, reason=reason):
+            log.error("video %s marked failed: %s", video_id, reason)
+
+
+def summarize(outcomes: Iterable[Mapping[str, Any] | None]) -> dict[str, list[str]]:
+    """Videos of the run by outcome; ``error`` ones mean a task failed unexpectedly."""
+    table: dict[str, list[str]] = {}
+    for outcome in outcomes:
+        if outcome:
+            table.setdefault(str(outcome.get("status")), []).append(str(outcome.get("video_id")))
+    return table
+
+
+def reconcile(
+    *,
+    settings: Settings,
+    is_run_active: Callable[[str], bool],
+    enqueue: Callable[[Any, dict[str, Any]], None],
+) -> dict[str, list[str]]:
+    """Re-enqueue videos stuck in ``processing`` with no active run; give up (failed)
+    after ``max_reenqueues`` attempts. ``enqueue(connection, payload)`` adds the message
+    inside the catalog transaction that counts the attempt (the outbox)."""
+    result: dict[str, list[str]] = {"reenqueued": [], "failed": [], "active": []}
+    for stuck in catalog.stuck_videos(
+        settings=settings, older_than=timedelta(minutes=settings.stuck_processing_minutes)
+    ):
+        if stuck.run_id and is_run_active(stuck.run_id):
+            result["active"].append(stuck.video_id)
+            continue
+        if stuck.attempts >= settings.max_reenqueues:
+            reason = (
+                f"Processing did not finish after {stuck.attempts + 1} attempts; "
+                "an operator can re-run it from the Airflow UI (video_processing, force)."
+            )
+            catalog.mark_failed(
+                settings=settings, video_id=stuck.video_id, run_id=None, reason=reason
+            )
+            result["failed"].append(stuck.video_id)
+            continue
+        # The same message the upload service sends (see vidflow.processing.requests).
+        payload: dict[str, Any] = {
+            "video_id": stuck.video_id,
+            "source_key": original_key(uuid.UUID(stuck.video_id)),
+            "size": stuck.size,
+            "sha256": stuck.sha256,
+        }
+
+        def add_message(conn: Any, message: dict[str, Any] = payload) -> None:
+            enqueue(conn, message)
+
+        if catalog.note_reenqueued(
+            settings=settings, video_id=stuck.video_id, conn_hook=add_message
+        ):
+            result["reenqueued"].append(stuck.video_id)
+    return result
