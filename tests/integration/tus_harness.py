@@ -493,10 +493,19 @@ class UploadWorld:
 
 
 def upload_world(
-    settings: Settings, tmp_dir: Path, token: str, **extra_env: str
+    settings: Settings,
+    tmp_dir: Path,
+    token: str,
+    settings_update: dict[str, Any] | None = None,
+    **extra_env: str,
 ) -> Iterator[UploadWorld]:
-    """Generator behind the tests' module fixtures."""
-    queue = TestQueue(settings, f"vidflow-test-uploads-{token}")
+    """Generator behind the tests' module fixtures. ``world.settings`` names the test's
+    queue too, so service functions the test calls in-process never write to the real
+    processing queue either."""
+    settings = settings.model_copy(
+        update={"processing_queue": f"vidflow-test-uploads-{token}", **(settings_update or {})}
+    )
+    queue = TestQueue(settings, settings.processing_queue)
     queue.create()
     service = UploadService(
         settings, queue.name, tmp_dir / "upload-service.log", extra_env=extra_env

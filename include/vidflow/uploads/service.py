@@ -35,7 +35,7 @@ import hashlib
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
@@ -894,28 +894,34 @@ async def terminate_upload(
             await _in_thread(locks.release, conn, upload_id)
 
 
-def _candidates(backend: UploadBackend, *conditions: Any, limit: int) -> list[uuid.UUID]:
+def _candidates(
+    backend: UploadBackend,
+    *conditions: Any,
+    only: Collection[uuid.UUID] | None,
+    limit: int,
+) -> list[uuid.UUID]:
+    query = select(Upload.upload_id).where(Upload.state == "active", *conditions)
+    if only is not None:
+        query = query.where(Upload.upload_id.in_(list(only)))
     with backend.catalog.connect() as conn:
-        return list(
-            conn.scalars(
-                select(Upload.upload_id)
-                .where(Upload.state == "active", *conditions)
-                .order_by(Upload.expires_at)
-                .limit(limit)
-            )
-        )
+        return list(conn.scalars(query.order_by(Upload.expires_at).limit(limit)))
 
 
 def expire_uploads(
-    *, backend: UploadBackend, now: datetime | None = None, limit: int = 1000
+    *,
+    backend: UploadBackend,
+    now: datetime | None = None,
+    only: Collection[uuid.UUID] | None = None,
+    limit: int = 1000,
 ) -> list[uuid.UUID]:
     """Clean up unfinished uploads past their expiry: abort the S3 multipart upload,
     delete parked pieces, mark the video failed ("upload expired"). Uploads a request is
-    writing right now are skipped (the next sweep gets them). Returns the expired ids."""
+    writing right now are skipped (the next sweep gets them). ``only`` restricts the sweep
+    to some uploads. Returns the expired ids."""
     now = now or _now()
     expired = []
     candidates = _candidates(
-        backend, Upload.expires_at <= now, Upload.offset < Upload.length, limit=limit
+        backend, Upload.expires_at <= now, Upload.offset < Upload.length, only=only, limit=limit
     )
     for upload_id in candidates:
         try:
@@ -936,14 +942,23 @@ def expire_uploads(
 
 
 def complete_stalled_uploads(
-    *, backend: UploadBackend, older_than: timedelta = timedelta(minutes=5), limit: int = 1000
+    *,
+    backend: UploadBackend,
+    older_than: timedelta = timedelta(minutes=5),
+    only: Collection[uuid.UUID] | None = None,
+    limit: int = 1000,
 ) -> list[uuid.UUID]:
     """Reconcile uploads whose last byte committed but whose completion did not run (the
-    service died in between): complete them and enqueue their message. Idempotent."""
+    service died in between) at least ``older_than`` ago: complete them and enqueue
+    their message on this backend's processing queue. Idempotent."""
     cutoff = _now() + timedelta(seconds=backend.settings.upload_expiry_seconds) - older_than
     done = []
     for upload_id in _candidates(
-        backend, Upload.offset == Upload.length, Upload.expires_at <= cutoff, limit=limit
+        backend,
+        Upload.offset == Upload.length,
+        Upload.expires_at <= cutoff,
+        only=only,
+        limit=limit,
     ):
         try:
             with locks.upload_lock(backend.lock_engine, upload_id) as conn:
