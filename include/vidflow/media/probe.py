@@ -259,7 +259,9 @@ def parse_probe(data: Mapping[str, Any], *, size: int, max_duration: float) -> P
             f"largest accepted size is 8K ({MAX_LONG_SIDE}x{MAX_SHORT_SIDE})."
         )
 
-    duration = _float(fmt.get("duration")) or _float(chosen.get("duration"))
+    duration = _float(fmt.get("duration"))
+    if duration is None:
+        duration = _float(chosen.get("duration"))
     if duration is None:
         raise InvalidSource(
             "The video's duration cannot be determined; the file is truncated or not indexed."

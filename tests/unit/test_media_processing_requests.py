@@ -1,0 +1,139 @@
+"""Work items of a run: queue messages from asset events (several events, several
+messages each, duplicates, garbage) and the UI Params; plus rendition planning."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from vidflow.config import Settings
+from vidflow.media.ladder import AudioPlan
+from vidflow.media.probe import AudioStream, ProbeResult, VideoStream
+from vidflow.orchestration.video_processing import processing_queue_url, video_ids_of
+from vidflow.processing.requests import parse_message, requests_for_run
+from vidflow.processing.steps import media_version, plan_renditions
+
+A, B, C = (str(uuid.uuid4()) for _ in range(3))
+
+
+def message(video_id: str, **extra: Any) -> dict[str, str]:
+    body = {
+        "video_id": video_id,
+        "source_key": f"originals/{video_id}/source",
+        "size": 10,
+        "sha256": None,
+    }
+    body.update(extra)
+    return {"MessageId": uuid.uuid4().hex, "Body": json.dumps(body)}
+
+
+def event(*messages: dict[str, str]) -> dict[str, Any]:
+    return {"payload": {"status": "success", "message_batch": list(messages)}}
+
+
+def test_every_video_of_every_event_once() -> None:
+    extras = [event(message(A), message(B)), event(message(A), message(C))]
+    requests = requests_for_run(extras, video_id=None, force=False)
+    assert [r.video_id for r in requests] == [A, B, C]
+    assert requests[0].source_key == f"originals/{A}/source"
+    assert requests[0].size == 10 and requests[0].sha256 is None
+
+
+def test_malformed_messages_are_dropped() -> None:
+    garbage = [
+        {"Body": "not json"},
+        {"Body": json.dumps(["a list"])},
+        {"Body": json.dumps({"video_id": "nope"})},
+        {"no": "body"},
+    ]
+    extras = [event(*garbage, message(A)), {"unrelated": True}]
+    assert [r.video_id for r in requests_for_run(extras, video_id=None, force=False)] == [A]
+
+
+def test_source_key_comes_from_the_id_not_the_message() -> None:
+    request = parse_message(json.dumps({"video_id": A, "source_key": "../../etc/passwd"}))
+    assert request is not None and request.source_key == f"originals/{A}/source"
+
+
+def test_ui_params_add_a_forced_video() -> None:
+    requests = requests_for_run([event(message(A))], video_id=A.upper(), force=True)
+    assert [(r.video_id, r.force) for r in requests] == [(A, True)]
+    with pytest.raises(ValueError, match="not a UUID"):
+        requests_for_run([], video_id="42", force=False)
+
+
+def test_queue_url_is_built_from_settings_alone() -> None:
+    local = Settings(aws_endpoint_url="http://127.0.0.1:4566/", sqs_endpoint_url=None)
+    assert processing_queue_url(local) == "http://127.0.0.1:4566/123456789012/vidflow-processing"
+    aws = Settings(
+        aws_endpoint_url="", sqs_endpoint_url=None, aws_region="eu-west-1", sqs_account_id="42"
+    )
+    assert processing_queue_url(aws) == "https://sqs.eu-west-1.amazonaws.com/42/vidflow-processing"
+    elasticmq = Settings(sqs_endpoint_url="http://elasticmq:9324", sqs_account_id="000000000000")
+    assert (
+        processing_queue_url(elasticmq) == "http://elasticmq:9324/000000000000/vidflow-processing"
+    )
+
+
+def test_failure_callback_finds_the_videos_in_task_arguments() -> None:
+    op_kwargs = {
+        "rendition": {"video_id": A, "name": "720p"},
+        "transcoded": [{"video_id": B}, None, {"video_id": A}],
+        "nested": {"deeper": {"video_id": C}},
+        "text": A,
+    }
+    assert video_ids_of(op_kwargs) == [A, B, C]
+
+
+def test_versions_are_unique_per_run_video_and_attempt() -> None:
+    versions = {media_version(r, v, t) for r in ("r1", "r2") for v in (A, B) for t in (1, 2)}
+    assert len(versions) == 8
+    assert media_version("r1", A, 1) == media_version("r1", A, 1)
+
+
+def job(video_id: str, width: int, height: int, *, audio: bool) -> dict[str, Any]:
+    from vidflow.media.ladder import plan_audio, plan_ladder
+
+    probe = ProbeResult(
+        format_name="mp4",
+        size=1,
+        duration=10.0,
+        bit_rate=None,
+        video=VideoStream(0, "h264", None, width, height, "yuv420p", 8, 1, 0, 30, 30),  # type: ignore[arg-type]
+        audio=AudioStream(1, "aac", "LC", 44100, 2, 128000) if audio else None,
+    )
+    plan = plan_audio(probe)
+    return {
+        "video_id": video_id,
+        "status": "ready",
+        "version": "v1",
+        "source_key": f"originals/{video_id}/source",
+        "probe": probe.to_dict(),
+        "rungs": [r.to_dict() for r in plan_ladder(probe)],
+        "audio": plan.to_dict() if plan else None,
+    }
+
+
+def test_renditions_of_all_videos_biggest_first() -> None:
+    items = plan_renditions(
+        [
+            job(A, 1280, 720, audio=True),
+            {"video_id": B, "status": "failed"},
+            None,
+            job(C, 640, 360, audio=False),
+        ]
+    )
+    names = [(i["video_id"], i["name"]) for i in items]
+    assert names[0] == (A, "720p")
+    assert (A, "audio") in names and not any(v == C and n == "audio" for v, n in names)
+    assert all(v != B for v, _ in names)
+    assert len(items) == 5 + 1 + 2  # A: 5 rungs + audio, C: 2 rungs
+    assert items[0]["label"] == f"720p {A[:8]}"
+    audio_item = next(i for i in items if i["name"] == "audio")
+    assert AudioPlan.from_dict(audio_item["audio"]) == AudioPlan(copy=False)
+    assert audio_item["stream_index"] == 1
+    single = plan_renditions([job(A, 640, 360, audio=False)])
+    assert [i["label"] for i in single] == ["360p", "234p"]
