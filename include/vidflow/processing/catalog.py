@@ -271,18 +271,26 @@ def note_reenqueued(*, settings: Settings, video_id: str, conn_hook: Callable[[A
         return True
 
 
-def live_versions(*, settings: Settings, video_ids: Sequence[str]) -> dict[str, str | None]:
-    """``media_version`` per video (for the clean-up of orphaned staging)."""
-    if not video_ids:
-        return {}
-    keys = [uuid.UUID(v) for v in video_ids]
+@dataclass(frozen=True)
+class VideoVersion:
+    video_id: str
+    status: str
+    media_version: str | None
+    run_id: str | None
+
+
+def recently_updated(
+    *, settings: Settings, within: timedelta, limit: int = 5000
+) -> list[VideoVersion]:
+    """Videos whose row changed within ``within`` (candidates for the staging sweep)."""
+    query = (
+        select(Video.video_id, Video.status, Video.media_version, Video.processing_run_id)
+        .where(Video.updated_at >= func.now() - within, Video.status != "uploading")
+        .order_by(Video.updated_at.desc())
+        .limit(limit)
+    )
     with session_scope(settings) as session:
-        rows = session.execute(
-            select(Video.video_id, Video.media_version, Video.processing_run_id).where(
-                Video.video_id.in_(keys)
-            )
-        )
-        return {str(v): version for v, version, _ in rows}
+        return [VideoVersion(str(v), s, m, r) for v, s, m, r in session.execute(query)]
 
 
 def video_state(*, settings: Settings, video_id: str) -> dict[str, Any] | None:

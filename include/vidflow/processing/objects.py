@@ -22,6 +22,7 @@ import mimetypes
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -157,6 +158,17 @@ def version_folders(s3: S3Client, bucket: str, video_id: str) -> list[str]:
         for common in page.get("CommonPrefixes", []):
             versions.append(common["Prefix"][len(prefix) :].rstrip("/"))
     return versions
+
+
+def newest_write(s3: S3Client, bucket: str, prefix: str) -> datetime | None:
+    """When the most recently written object under ``prefix`` was written."""
+    newest = None
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            if newest is None or item["LastModified"] > newest:
+                newest = item["LastModified"]
+    return newest
 
 
 def public_read_policy(bucket: str) -> str:

@@ -25,7 +25,7 @@ import logging
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -524,3 +524,30 @@ def reconcile(
         ):
             result["reenqueued"].append(stuck.video_id)
     return result
+
+
+def sweep_orphaned_versions(
+    *,
+    settings: Settings,
+    is_run_active: Callable[[str], bool],
+    within: timedelta = timedelta(days=2),
+) -> dict[str, list[str]]:
+    """Delete version prefixes nothing points at: staging of runs that died or lost their
+    claim, and previous versions a crashed publish left behind. A prefix is only deleted
+    when its newest object is older than ``stuck_processing_minutes`` and no active run
+    holds the video, so in-flight staging is never touched."""
+    s3 = s3_client(settings)
+    cutoff = datetime.now(UTC) - timedelta(minutes=settings.stuck_processing_minutes)
+    removed: list[str] = []
+    for video in catalog.recently_updated(settings=settings, within=within):
+        if video.run_id and is_run_active(video.run_id):
+            continue
+        for version in objects.version_folders(s3, settings.bucket_media, video.video_id):
+            if version == video.media_version:
+                continue
+            prefix = objects.version_prefix(video.video_id, version)
+            newest = objects.newest_write(s3, settings.bucket_media, prefix)
+            if newest is not None and newest < cutoff:
+                objects.delete_prefix(s3, settings.bucket_media, prefix)
+                removed.append(prefix)
+    return {"removed": removed}
