@@ -4,6 +4,7 @@ SHELL := /bin/bash
 VENV  := .local/venv
 PY    := $(VENV)/bin/python
 STACK := $(PY) -m vidflow.stack
+UV    := $(shell command -v uv 2>/dev/null || echo $$HOME/.local/bin/uv)
 
 .PHONY: help setup up down status demo urls test lint typecheck unit pytest bench lock clean spark-submit
 
@@ -28,7 +29,8 @@ urls:  ## print the UI URLs and logins
 demo: setup  ## bring the stack up and run the platform smoke DAG to success
 	@$(STACK) demo
 
-lint: setup  ## ruff check, ruff format --check, mypy
+lint: setup  ## dependency check, ruff check, ruff format --check, mypy
+	$(UV) pip check --python $(PY)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy include jobs models
@@ -43,7 +45,7 @@ bench: up  ## run the benchmarks in benchmarks/ (JSON + summary in benchmarks/re
 	@$(PY) -m benchmarks $(BENCH)
 
 lock:  ## re-resolve requirements.in into the pinned requirements.txt
-	uv pip compile -q requirements.in --python-version 3.11 -o requirements.txt
+	$(UV) pip compile -q requirements.in --python-version 3.11 -o requirements.txt
 
 spark-submit:  ## run the smoke Spark job through spark-submit (JOB=jobs/x.py ARGS=...)
 	@$(PY) -m vidflow.spark $(or $(JOB),jobs/platform_smoke.py) $(ARGS)
