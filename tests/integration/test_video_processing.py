@@ -1,0 +1,553 @@
+"""The video_processing DAG end to end, through the real scheduler.
+
+Sources are generated with ffmpeg lavfi (short clips, small where the case allows). Ten
+videos go onto the real processing queue in the real message format, in one batch: the
+SQS AssetWatcher turns them into asset events and the scheduler into runs that fan out
+over every video. Then every output is checked the way a player would see it, over HTTP
+from the S3 endpoint (the media bucket is public-read, see docs/video-processing.md):
+playlists and MPD parse, every rendition decodes to its end, keyframes sit at identical
+timestamps on every segment boundary, target durations cover every segment, BANDWIDTH is
+the measured peak, durations match the source, thumbnails and storyboard exist; the
+invalid uploads end ``failed`` with a reason and publish nothing.
+
+Further tests: a forced re-transcode from Params (the previous version's objects go),
+reconciliation of a video stuck in ``processing``, and a tus upload through the upload
+service ending in a playable stream.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import m3u8
+import pytest
+from mpegdash.parser import MPEGDASHParser
+from sqlalchemy import insert, text, update
+
+from vidflow.airflow_api import AirflowClient
+from vidflow.catalog.db import session_scope
+from vidflow.catalog.models import Video
+from vidflow.config import Settings
+from vidflow.processing.catalog import video_state
+from vidflow.processing.objects import iter_keys, video_prefix
+from vidflow.storage import original_key, s3_client, sqs_client
+
+DAG_ID = "video_processing"
+DONE = ("processed", "failed")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A generated source and what the stream made from it must look like."""
+
+    inputs: list[str]
+    output: list[str]
+    suffix: str = "mp4"
+    rungs: list[str] = field(default_factory=list)
+    frame_rate: float = 30.0
+    audio: bool = False
+    aspect: float | None = None
+
+
+def lavfi(source: str) -> list[str]:
+    return ["-f", "lavfi", "-i", source]
+
+
+SINE = "sine=frequency=440:sample_rate=44100"
+H264 = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+
+VALID: dict[str, Shape] = {
+    "1080p_16x9_audio": Shape(
+        lavfi("testsrc2=size=1920x1080:rate=30:duration=7") + lavfi(f"{SINE}:duration=7"),
+        [*H264, "-c:a", "aac", "-shortest"],
+        rungs=["1080p", "720p", "540p", "432p", "360p", "234p"],
+        audio=True,
+        aspect=16 / 9,
+    ),
+    "720p_portrait": Shape(
+        lavfi("testsrc2=size=720x1280:rate=30:duration=7"),
+        H264,
+        rungs=["720p", "540p", "432p", "360p", "234p"],
+        aspect=9 / 16,
+    ),
+    "854x481_4x3": Shape(
+        lavfi("testsrc=size=854x481:rate=25:duration=7"),
+        ["-vf", "setdar=4/3", "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8"],
+        suffix="webm",
+        rungs=["480p", "432p", "360p", "234p"],
+        frame_rate=25.0,
+        aspect=4 / 3,
+    ),
+    "60fps_compliant_audio": Shape(
+        lavfi("testsrc2=size=640x360:rate=60:duration=7")
+        + lavfi("sine=frequency=300:sample_rate=48000:duration=7"),
+        [*H264, "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-shortest"],
+        rungs=["360p", "234p"],
+        frame_rate=60.0,
+        audio=True,
+    ),
+    "variable_frame_rate": Shape(
+        lavfi("testsrc2=size=320x240:rate=30:duration=7"),
+        ["-vf", "select='if(lt(t,2),1,not(mod(n,3)))'", "-fps_mode", "vfr", *H264],
+        rungs=["240p"],
+    ),
+    "one_second": Shape(
+        lavfi("testsrc2=size=320x240:rate=30:duration=1") + lavfi(f"{SINE}:duration=1"),
+        [*H264, "-c:a", "aac", "-shortest"],
+        rungs=["240p"],
+        audio=True,
+    ),
+    "hevc_10bit": Shape(
+        lavfi("testsrc2=size=320x240:rate=30:duration=4"),
+        [
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p10le",
+            "-x265-params",
+            "log-level=error",
+        ],
+        rungs=["240p"],
+    ),
+}
+
+#: Invalid uploads and a word their failure_reason must contain.
+INVALID: dict[str, str] = {
+    "text_file": "not a video",
+    "truncated_mp4": "truncated",
+    "zero_bytes": "empty",
+}
+
+
+# --- helpers shared with test_video_processing_steps.py ---------------------------------
+
+
+def make_source(directory: Path, name: str, shape: Shape) -> Path:
+    path = directory / f"{name}.{shape.suffix}"
+    args = ["ffmpeg", "-hide_banner", "-v", "error", "-y", *shape.inputs, *shape.output, str(path)]
+    subprocess.run(args, check=True, timeout=120)
+    return path
+
+
+def make_invalid(directory: Path, name: str, valid_mp4: Path) -> Path:
+    path = directory / name
+    if name == "text_file":
+        path.write_text("This is a text file, not a video.\n" * 20)
+    elif name == "zero_bytes":
+        path.write_bytes(b"")
+    elif name == "truncated_mp4":
+        data = valid_mp4.read_bytes()  # moov at the end: cutting it loses the index
+        path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def create_video(settings: Settings, video_id: uuid.UUID, status: str = "processing") -> None:
+    with session_scope(settings) as session:
+        session.execute(
+            insert(Video).values(
+                video_id=video_id, user_id=uuid.uuid4(), title=f"test {video_id}", status=status
+            )
+        )
+
+
+def upload_source(settings: Settings, video_id: uuid.UUID, path: Path) -> int:
+    s3_client(settings).upload_file(str(path), settings.bucket_originals, original_key(video_id))
+    return path.stat().st_size
+
+
+def queue_message(video_id: uuid.UUID, size: int) -> str:
+    """Exactly what the upload service's outbox relay publishes."""
+    payload = {
+        "video_id": str(video_id),
+        "source_key": original_key(video_id),
+        "size": size,
+        "sha256": None,
+    }
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"))
+
+
+def send_messages(settings: Settings, bodies: list[str]) -> None:
+    sqs = sqs_client(settings)
+    url = sqs.get_queue_url(QueueName=settings.processing_queue)["QueueUrl"]
+    for start in range(0, len(bodies), 10):
+        entries = [
+            {"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])
+        ]
+        result = sqs.send_message_batch(QueueUrl=url, Entries=entries)  # type: ignore[arg-type]
+        assert not result.get("Failed"), result
+
+
+def wait_for_videos(
+    settings: Settings, ids: list[str], timeout: float = 900
+) -> dict[str, dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        states = {v: video_state(settings=settings, video_id=v) or {} for v in ids}
+        pending = [v for v, s in states.items() if s.get("status") not in DONE]
+        if not pending:
+            return states
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still not done after {timeout}s: {pending}")
+        time.sleep(2)
+
+
+def media_keys(settings: Settings, video_id: str) -> list[str]:
+    return list(iter_keys(s3_client(settings), settings.bucket_media, video_prefix(video_id)))
+
+
+def ffprobe_json(target: str, *args: str) -> dict[str, Any]:
+    result = subprocess.run(
+        ["ffprobe", "-v", "error", "-of", "json", *args, target],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def source_duration(path: Path) -> float:
+    return float(ffprobe_json(str(path), "-show_format")["format"]["duration"])
+
+
+def rfc_peak(durations: list[float], sizes: list[int], target: float) -> float:
+    """Peak segment bit rate, RFC 8216 section 4.3.4.2 (written independently here)."""
+    total = sum(durations)
+    if total < 0.5 * target:
+        return 8 * sum(sizes) / total
+    peak = 0.0
+    for i in range(len(durations)):
+        for j in range(i, len(durations)):
+            span = sum(durations[i : j + 1])
+            if span > 1.5 * target:
+                break
+            if span >= 0.5 * target:
+                peak = max(peak, 8 * sum(sizes[i : j + 1]) / span)
+    return peak
+
+
+def keyframe_times(url: str) -> list[float]:
+    frames = ffprobe_json(
+        url,
+        "-select_streams",
+        "v:0",
+        "-skip_frame",
+        "nokey",
+        "-show_frames",
+        "-show_entries",
+        "frame=pts_time",
+    )["frames"]
+    return [round(float(f["pts_time"]), 3) for f in frames]
+
+
+def decoded_frames(url: str) -> int:
+    result = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", url, "-map", "0:v:0", "-f", "framecrc", "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    return sum(1 for line in result.stdout.splitlines() if line and not line.startswith("#"))
+
+
+@dataclass
+class Rendition:
+    name: str
+    url: str
+    playlist: m3u8.M3U8
+    sizes: list[int]
+
+    @property
+    def durations(self) -> list[float]:
+        return [s.duration for s in self.playlist.segments]
+
+
+def fetch(url: str) -> bytes:
+    return httpx.get(url, timeout=30).raise_for_status().content
+
+
+def load_rendition(base: str, uri: str) -> Rendition:
+    url = f"{base}/{uri}"
+    playlist = m3u8.loads(httpx.get(url).raise_for_status().text)
+    folder = url.rsplit("/", 1)[0]
+    # GET, as players do (moto answers anonymous HEADs 403 even under a public-read policy).
+    sizes = [len(fetch(f"{folder}/{s.uri}")) for s in playlist.segments]
+    assert fetch(f"{folder}/{playlist.segment_map[0].uri}")
+    return Rendition(uri.split("/")[0], url, playlist, sizes)
+
+
+def check_stream(state: dict[str, Any], source: Path, shape: Shape) -> None:
+    """Everything the issue asks of a processed video, verified over HTTP."""
+    assert state["status"] == "processed", state
+    manifest = state["manifest_url"]
+    base = manifest.rsplit("/", 1)[0]
+    master = m3u8.loads(httpx.get(manifest).raise_for_status().text)
+    assert master.is_variant and master.is_independent_segments
+    duration = source_duration(source)
+
+    audio = None
+    if shape.audio:
+        (media,) = master.media
+        audio = load_rendition(base, media.uri)
+        assert abs(sum(audio.durations) - duration) <= 0.1
+        assert all(audio.playlist.target_duration >= d for d in audio.durations)
+    else:
+        assert not master.media
+
+    renditions = []
+    for variant in master.playlists:
+        rendition = load_rendition(base, variant.uri)
+        renditions.append(rendition)
+        playlist, info = rendition.playlist, variant.stream_info
+        assert playlist.is_endlist and playlist.segment_map
+        assert all(playlist.target_duration >= d for d in rendition.durations)
+        assert abs(sum(rendition.durations) - duration) <= 0.1, (
+            rendition.name,
+            rendition.durations,
+        )
+        # Declared BANDWIDTH vs the peak measured from the bytes served (+ the audio's).
+        peak = rfc_peak(rendition.durations, rendition.sizes, playlist.target_duration)
+        if audio is not None:
+            peak += rfc_peak(audio.durations, audio.sizes, audio.playlist.target_duration)
+            assert info.audio == "audio" and "mp4a.40.2" in info.codecs
+        assert abs(info.bandwidth - peak) <= 0.1 * peak, (rendition.name, info.bandwidth, peak)
+        assert info.average_bandwidth <= info.bandwidth
+        assert info.codecs.startswith("avc1.64")  # H.264 High
+        assert info.frame_rate == pytest.approx(shape.frame_rate, abs=0.01)
+        width, height = info.resolution
+        assert width % 2 == 0 and height % 2 == 0
+        if shape.aspect:
+            assert abs(width / height - shape.aspect) < 0.02
+        # Decodes to the end.
+        expected_frames = duration * shape.frame_rate
+        assert abs(decoded_frames(rendition.url) - expected_frames) <= 2
+
+    assert sorted(r.name for r in renditions) == sorted(shape.rungs)
+    assert [r["name"] for r in state["renditions"]] == shape.rungs
+
+    # Keyframes: identical across renditions, and on every segment boundary.
+    keyframes = {r.name: keyframe_times(r.url) for r in renditions}
+    reference = next(iter(keyframes.values()))
+    assert all(times == reference for times in keyframes.values()), keyframes
+    start = reference[0]
+    for rendition in renditions:
+        boundary = 0.0
+        for segment_duration in rendition.durations[:-1]:
+            boundary += segment_duration
+            assert any(abs((k - start) - boundary) < 0.002 for k in reference), (
+                boundary,
+                reference,
+            )
+
+    # I-frame playlists exist for every rendition.
+    assert {p.uri for p in master.iframe_playlists} == {
+        f"{r.name}/iframes.m3u8" for r in renditions
+    }
+
+    # DASH: a static MPD over the same segments.
+    mpd = MPEGDASHParser.parse(httpx.get(state["dash_url"]).raise_for_status().text)
+    assert mpd.type == "static"
+    video_set = mpd.periods[0].adaptation_sets[0]
+    by_id = {rep.id: rep for rep in video_set.representations}
+    assert set(by_id) == {r.name for r in renditions}
+    for rendition in renditions:
+        timeline = by_id[rendition.name].segment_templates[0].segment_timelines[0].Ss
+        assert sum((s.r or 0) + 1 for s in timeline) == len(rendition.durations)
+    assert len(mpd.periods[0].adaptation_sets) == (2 if shape.audio else 1)
+
+    # Thumbnails and storyboard.
+    thumbs = state["thumbnail_urls"]
+    for kind, size in (("small", (320, 180)), ("large", (1280, 720))):
+        stream = ffprobe_json(thumbs[kind], "-show_streams")["streams"][0]
+        assert (stream["width"], stream["height"]) == size
+    vtt = httpx.get(thumbs["storyboard"]).raise_for_status().text
+    assert vtt.startswith("WEBVTT")
+    sheet = vtt.split("#xywh=")[0].splitlines()[-1]
+    assert fetch(thumbs["storyboard"].rsplit("/", 1)[0] + "/" + sheet)
+    assert state["duration_seconds"] == pytest.approx(duration, abs=0.1)
+
+
+# --- the suite ------------------------------------------------------------------------------
+
+
+@dataclass
+class Batch:
+    ids: dict[str, str]
+    sources: dict[str, Path]
+    states: dict[str, dict[str, Any]]
+    seconds: float
+
+
+@pytest.fixture(scope="module")
+def batch(
+    stack: Settings, airflow: AirflowClient, tmp_path_factory: pytest.TempPathFactory
+) -> Batch:
+    """All shapes, valid and invalid, sent as one batch of queue messages."""
+    airflow.wait_for_dag(DAG_ID)
+    directory = tmp_path_factory.mktemp("sources")
+    sources = {name: make_source(directory, name, shape) for name, shape in VALID.items()}
+    for name in INVALID:
+        sources[name] = make_invalid(directory, name, sources["1080p_16x9_audio"])
+    ids = {name: uuid.uuid4() for name in sources}
+    bodies = []
+    for name, video_id in ids.items():
+        create_video(stack, video_id)
+        bodies.append(queue_message(video_id, upload_source(stack, video_id, sources[name])))
+    started = time.monotonic()
+    send_messages(stack, bodies)
+    as_text = {name: str(v) for name, v in ids.items()}
+    states = wait_for_videos(stack, list(as_text.values()))
+    return Batch(
+        as_text, sources, {n: states[v] for n, v in as_text.items()}, time.monotonic() - started
+    )
+
+
+@pytest.mark.parametrize("name", list(VALID))
+def test_valid_source_becomes_a_conforming_stream(batch: Batch, name: str) -> None:
+    check_stream(batch.states[name], batch.sources[name], VALID[name])
+
+
+@pytest.mark.parametrize("name", list(INVALID))
+def test_invalid_upload_ends_failed_with_a_reason(batch: Batch, stack: Settings, name: str) -> None:
+    state = batch.states[name]
+    assert state["status"] == "failed"
+    assert INVALID[name] in state["failure_reason"].lower(), state["failure_reason"]
+    assert state["manifest_url"] is None and state["renditions"] == []
+    assert media_keys(stack, batch.ids[name]) == []
+
+
+def test_runs_fan_out_over_several_videos_and_end_cleanly(
+    batch: Batch, airflow: AirflowClient
+) -> None:
+    ours = set(batch.ids.values())
+    runs = airflow.request("GET", f"/dags/{DAG_ID}/dagRuns?order_by=-run_after&limit=50")[
+        "dag_runs"
+    ]
+    carried: dict[str, set[str]] = {}
+    for run in runs:
+        if run["run_type"] != "asset_triggered":
+            continue
+        instances = airflow.task_instances(DAG_ID, run["dag_run_id"])
+        videos = {ti.get("rendered_map_index") for ti in instances if ti["task_id"] == "probe"}
+        if videos & ours:
+            carried[run["dag_run_id"]] = videos & ours
+            # Invalid videos are recorded outcomes: the run itself succeeds.
+            assert run["state"] == "success", run
+            transcodes = [ti for ti in instances if ti["task_id"] == "transcode"]
+            assert all(ti["pool"] == "transcode" for ti in transcodes)
+    assert set().union(*carried.values()) == ours
+    assert max(len(v) for v in carried.values()) > 1, carried
+    runs_used = len(carried)
+    print(f"\n{len(ours)} videos from one message batch: {batch.seconds:.0f}s, {runs_used} run(s)")
+
+
+def test_transcode_map_indexes_show_rendition_names(batch: Batch, airflow: AirflowClient) -> None:
+    runs = airflow.request("GET", f"/dags/{DAG_ID}/dagRuns?order_by=-run_after&limit=50")[
+        "dag_runs"
+    ]
+    labels = set()
+    for run in runs:
+        for ti in airflow.task_instances(DAG_ID, run["dag_run_id"]):
+            if ti["task_id"] == "transcode" and ti.get("rendered_map_index"):
+                labels.add(ti["rendered_map_index"].split()[0])
+    assert {"1080p", "720p", "audio"} <= labels
+
+
+def test_force_retranscode_from_params_replaces_the_version(
+    batch: Batch, stack: Settings, airflow: AirflowClient
+) -> None:
+    video_id = batch.ids["one_second"]
+    before = batch.states["one_second"]
+    old_keys = media_keys(stack, video_id)
+    assert old_keys and all(f"/{before['media_version']}/" in k for k in old_keys)
+
+    run_id = airflow.trigger(DAG_ID, {"video_id": video_id, "force": True})
+    assert airflow.wait_for_run(DAG_ID, run_id, timeout=600)["state"] == "success"
+    after = video_state(settings=stack, video_id=video_id)
+    assert after is not None and after["status"] == "processed"
+    assert after["media_version"] != before["media_version"]
+    assert {r["version"] for r in after["renditions"]} == {after["media_version"]}
+    # The previous version's objects are gone; only the new version remains.
+    assert all(f"/{after['media_version']}/" in k for k in media_keys(stack, video_id))
+    check_stream(after, batch.sources["one_second"], VALID["one_second"])
+
+    # Without force, a processed video is left alone (a duplicate message, a second click).
+    run_id = airflow.trigger(DAG_ID, {"video_id": video_id, "force": False})
+    assert airflow.wait_for_run(DAG_ID, run_id, timeout=300)["state"] == "success"
+    assert video_state(settings=stack, video_id=video_id)["media_version"] == after["media_version"]  # type: ignore[index]
+
+
+def test_reconciliation_reenqueues_a_stuck_video(
+    stack: Settings, airflow: AirflowClient, tmp_path: Path
+) -> None:
+    shape = Shape(
+        lavfi("testsrc2=size=160x120:rate=15:duration=1"), H264, rungs=["120p"], frame_rate=15.0
+    )
+    source = make_source(tmp_path, "stuck", shape)
+    video_id = uuid.uuid4()
+    create_video(stack, video_id)
+    upload_source(stack, video_id, source)
+    # Its message was lost: it sits in `processing`, claimed by a run that no longer exists.
+    with session_scope(stack) as session:
+        session.execute(
+            update(Video)
+            .where(Video.video_id == video_id)
+            .values(
+                processing_run_id="manual__lost",
+                updated_at=text(f"now() - interval '{stack.stuck_processing_minutes + 5} minutes'"),
+            )
+        )
+    airflow.wait_for_dag("video_reconciliation")
+    run_id = airflow.trigger("video_reconciliation")
+    assert airflow.wait_for_run("video_reconciliation", run_id, timeout=300)["state"] == "success"
+    state = wait_for_videos(stack, [str(video_id)], timeout=600)[str(video_id)]
+    assert state["processing_attempts"] == 0  # reset by the publish
+    check_stream(state, source, shape)
+
+
+def test_tus_upload_to_playable_stream(stack: Settings, tmp_path: Path, unique: str) -> None:
+    """upload (tuspy) -> outbox -> queue -> watcher -> DAG -> processed -> ffmpeg plays it."""
+    from tusclient.client import TusClient
+
+    from tests.integration.tus_harness import register
+
+    base_url = f"http://{stack.bind_host}:{stack.upload_port}"
+    try:
+        httpx.get(f"{base_url}/healthz", timeout=5).raise_for_status()
+    except httpx.HTTPError as exc:
+        pytest.fail(f"the upload service of the stack is not answering: {exc}")
+    shape = VALID["one_second"]
+    source = make_source(tmp_path, "tus", shape)
+    creator = register(base_url, f"vp{unique}")
+    client = TusClient(f"{base_url}/files/", headers=dict(creator.auth))
+    uploader = client.uploader(
+        file_stream=io.BytesIO(source.read_bytes()),
+        chunk_size=5 * 1024 * 1024,
+        metadata={"filename": "clip.mp4", "title": "tus end to end"},
+    )
+    uploader.upload()
+    upload_id = uuid.UUID(uploader.url.rstrip("/").rsplit("/", 1)[1])
+    with session_scope(stack) as session:
+        video_id = session.execute(
+            text("SELECT video_id FROM uploads WHERE upload_id = :u"), {"u": upload_id}
+        ).scalar_one()
+    state = wait_for_videos(stack, [str(video_id)], timeout=600)[str(video_id)]
+    check_stream(state, source, shape)
+    # A player reads the whole master playlist over HTTP.
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", state["manifest_url"], "-map", "0", "-f", "null", "-"],
+        check=True,
+        timeout=300,
+    )
