@@ -487,14 +487,18 @@ def reconcile(
     settings: Settings,
     is_run_active: Callable[[str], bool],
     enqueue: Callable[[Any, dict[str, Any]], None],
+    only: Sequence[str] | None = None,
 ) -> dict[str, list[str]]:
     """Re-enqueue videos stuck in ``processing`` with no active run; give up (failed)
     after ``max_reenqueues`` attempts. ``enqueue(connection, payload)`` adds the message
-    inside the catalog transaction that counts the attempt (the outbox)."""
+    inside the catalog transaction that counts the attempt (the outbox). ``only`` limits
+    it to some videos."""
     result: dict[str, list[str]] = {"reenqueued": [], "failed": [], "active": []}
     for stuck in catalog.stuck_videos(
         settings=settings, older_than=timedelta(minutes=settings.stuck_processing_minutes)
     ):
+        if only is not None and stuck.video_id not in only:
+            continue
         if stuck.run_id and is_run_active(stuck.run_id):
             result["active"].append(stuck.video_id)
             continue
@@ -531,15 +535,19 @@ def sweep_orphaned_versions(
     settings: Settings,
     is_run_active: Callable[[str], bool],
     within: timedelta = timedelta(days=2),
+    only: Sequence[str] | None = None,
 ) -> dict[str, list[str]]:
     """Delete version prefixes nothing points at: staging of runs that died or lost their
     claim, and previous versions a crashed publish left behind. A prefix is only deleted
     when its newest object is older than ``stuck_processing_minutes`` and no active run
-    holds the video, so in-flight staging is never touched."""
+    holds the video, so in-flight staging is never touched. ``only`` limits the sweep to
+    some videos."""
     s3 = s3_client(settings)
     cutoff = datetime.now(UTC) - timedelta(minutes=settings.stuck_processing_minutes)
     removed: list[str] = []
     for video in catalog.recently_updated(settings=settings, within=within):
+        if only is not None and video.video_id not in only:
+            continue
         if video.run_id and is_run_active(video.run_id):
             continue
         for version in objects.version_folders(s3, settings.bucket_media, video.video_id):

@@ -1,0 +1,291 @@
+"""The processing steps in-process against the real catalog and object store: the claim
+protocol that makes duplicate messages harmless, idempotent retries, the one-transaction
+publish, the failure callback, reconciliation and the orphan sweep."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from sqlalchemy import text, update
+
+from tests.integration.test_video_processing import (
+    H264,
+    Shape,
+    create_video,
+    lavfi,
+    make_source,
+    media_keys,
+    upload_source,
+)
+from vidflow.catalog.db import session_scope
+from vidflow.catalog.models import Video
+from vidflow.config import Settings
+from vidflow.orchestration.video_processing import on_task_failure
+from vidflow.processing import catalog, objects, steps
+from vidflow.processing.catalog import video_state
+from vidflow.storage import s3_client
+
+TINY = Shape(
+    lavfi("testsrc2=size=160x120:rate=15:duration=1") + lavfi("sine=sample_rate=48000:duration=1"),
+    [*H264, "-c:a", "aac", "-shortest"],
+    rungs=["120p"],
+    frame_rate=15.0,
+    audio=True,
+)
+
+
+def never_active(run_id: str) -> bool:
+    return False
+
+
+def always_active(run_id: str) -> bool:
+    return True
+
+
+@pytest.fixture(scope="module")
+def tiny_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_source(tmp_path_factory.mktemp("tiny"), "tiny", TINY)
+
+
+@pytest.fixture
+def video(stack: Settings, tiny_source: Path) -> str:
+    video_id = uuid.uuid4()
+    create_video(stack, video_id)
+    upload_source(stack, video_id, tiny_source)
+    return str(video_id)
+
+
+def request(video_id: str, force: bool = False) -> dict[str, Any]:
+    return {"video_id": video_id, "source_key": f"originals/{video_id}/source", "force": force}
+
+
+def run_pipeline(
+    settings: Settings, video_id: str, run_id: str, force: bool = False
+) -> dict[str, Any]:
+    """Every step of one run, in order, in this process."""
+    job = steps.probe_video(
+        request(video_id, force),
+        settings=settings,
+        run_id=run_id,
+        attempt=1,
+        is_run_active=never_active,
+    )
+    if job["status"] != steps.READY:
+        return job
+    results = [
+        steps.transcode_rendition(r, settings=settings, run_id=run_id)
+        for r in steps.plan_renditions([job])
+    ]
+    thumbs = steps.make_thumbnails(job, settings=settings)
+    packaged = steps.package_video(job, results, settings=settings, run_id=run_id)
+    return steps.publish_video(packaged, [thumbs], settings=settings, run_id=run_id)
+
+
+def test_a_duplicate_while_another_run_is_active_is_skipped(stack: Settings, video: str) -> None:
+    first = catalog.claim(
+        settings=stack, video_id=video, run_id="run-a", force=False, is_run_active=never_active
+    )
+    assert first.claimed
+    duplicate = catalog.claim(
+        settings=stack, video_id=video, run_id="run-b", force=False, is_run_active=always_active
+    )
+    assert not duplicate.claimed and "run-a" in (duplicate.skipped_because or "")
+    # Once run-a is gone (crashed), the same message takes the video over.
+    takeover = catalog.claim(
+        settings=stack, video_id=video, run_id="run-b", force=False, is_run_active=never_active
+    )
+    assert takeover.claimed
+    assert video_state(settings=stack, video_id=video)["processing_run_id"] == "run-b"  # type: ignore[index]
+
+
+def test_processed_and_failed_videos_are_skipped_unless_forced(stack: Settings, video: str) -> None:
+    assert run_pipeline(stack, video, "run-1")["status"] == steps.PUBLISHED
+    version = video_state(settings=stack, video_id=video)["media_version"]  # type: ignore[index]
+    again = run_pipeline(stack, video, "run-2")
+    assert (again["status"], again["reason"]) == (steps.SKIPPED, "already processed")
+    assert video_state(settings=stack, video_id=video)["media_version"] == version  # type: ignore[index]
+
+    other = str(uuid.uuid4())
+    create_video(stack, uuid.UUID(other))
+    failed = run_pipeline(stack, other, "run-3")  # no original uploaded
+    assert failed["status"] == steps.FAILED and "missing" in failed["reason"]
+    assert run_pipeline(stack, other, "run-4")["reason"] == "already failed"
+
+
+def test_last_claim_wins_and_the_loser_discards_its_staging(stack: Settings, video: str) -> None:
+    job_a = steps.probe_video(
+        request(video), settings=stack, run_id="run-a", attempt=1, is_run_active=never_active
+    )
+    results_a = [
+        steps.transcode_rendition(r, settings=stack, run_id="run-a")
+        for r in steps.plan_renditions([job_a])
+    ]
+    thumbs_a = steps.make_thumbnails(job_a, settings=stack)
+    packaged_a = steps.package_video(job_a, results_a, settings=stack, run_id="run-a")
+    staged = media_keys(stack, video)
+    assert staged and all(f"/{job_a['version']}/" in k for k in staged)
+
+    # An operator forces a re-transcode while run-a is finishing.
+    assert run_pipeline(stack, video, "run-b", force=True)["status"] == steps.PUBLISHED
+    state = video_state(settings=stack, video_id=video)
+    assert state is not None
+
+    late = steps.publish_video(packaged_a, [thumbs_a], settings=stack, run_id="run-a")
+    assert late["status"] == steps.SKIPPED and "superseded" in late["reason"]
+    after = video_state(settings=stack, video_id=video)
+    assert after == state  # run-a changed nothing
+    assert all(f"/{state['media_version']}/" in k for k in media_keys(stack, video))
+
+
+def test_publishing_twice_is_a_no_op(stack: Settings, video: str) -> None:
+    job = steps.probe_video(
+        request(video), settings=stack, run_id="run-p", attempt=1, is_run_active=never_active
+    )
+    results = [
+        steps.transcode_rendition(r, settings=stack, run_id="run-p")
+        for r in steps.plan_renditions([job])
+    ]
+    thumbs = steps.make_thumbnails(job, settings=stack)
+    packaged = steps.package_video(job, results, settings=stack, run_id="run-p")
+    assert (
+        steps.publish_video(packaged, [thumbs], settings=stack, run_id="run-p")["status"]
+        == steps.PUBLISHED
+    )
+    first = video_state(settings=stack, video_id=video)
+    assert (
+        steps.publish_video(packaged, [thumbs], settings=stack, run_id="run-p")["status"]
+        == steps.PUBLISHED
+    )
+    assert video_state(settings=stack, video_id=video) == first
+    assert first is not None and len(first["renditions"]) == 1
+
+
+def test_a_retried_transcode_leaves_no_leftovers(stack: Settings, video: str) -> None:
+    job = steps.probe_video(
+        request(video), settings=stack, run_id="run-r", attempt=1, is_run_active=never_active
+    )
+    (rung, _audio) = steps.plan_renditions([job])
+    prefix = objects.version_prefix(video, job["version"]) + f"{rung['name']}/"
+    # A previous attempt died after writing more segments than this one will.
+    objects.put_text(s3_client(stack), stack.bucket_media, prefix + "seg_00099.m4s", "junk")
+    first = steps.transcode_rendition(rung, settings=stack, run_id="run-r")
+    keys = media_keys(stack, video)
+    second = steps.transcode_rendition(rung, settings=stack, run_id="run-r")
+    assert media_keys(stack, video) == keys
+    assert not any(k.endswith("seg_00099.m4s") for k in keys)
+    assert first["summary"]["segment_count"] == second["summary"]["segment_count"]
+
+
+def test_failure_callback_records_the_reason(stack: Settings, video: str) -> None:
+    catalog.claim(
+        settings=stack, video_id=video, run_id="run-f", force=False, is_run_active=never_active
+    )
+    context = {
+        "task": SimpleNamespace(
+            task_id="transcode", op_kwargs={"rendition": {"video_id": video, "name": "720p"}}
+        ),
+        "run_id": "run-f",
+        "exception": RuntimeError("the encoder host vanished"),
+    }
+    on_task_failure(context)
+    state = video_state(settings=stack, video_id=video)
+    assert state is not None and state["status"] == "failed"
+    assert state["failure_reason"] == (
+        "Internal error while running transcode: RuntimeError: the encoder host vanished"
+    )
+    # A callback of a run that no longer owns the video changes nothing.
+    catalog.claim(
+        settings=stack, video_id=video, run_id="run-g", force=True, is_run_active=never_active
+    )
+    on_task_failure({**context, "run_id": "run-f"})
+    assert video_state(settings=stack, video_id=video)["status"] == "processing"  # type: ignore[index]
+
+
+def test_a_failed_retranscode_keeps_the_published_version(stack: Settings, video: str) -> None:
+    assert run_pipeline(stack, video, "run-ok")["status"] == steps.PUBLISHED
+    catalog.claim(
+        settings=stack, video_id=video, run_id="run-bad", force=True, is_run_active=never_active
+    )
+    catalog.mark_failed(settings=stack, video_id=video, run_id="run-bad", reason="Boom.")
+    state = video_state(settings=stack, video_id=video)
+    assert state is not None and state["status"] == "processed" and state["manifest_url"]
+    assert state["failure_reason"] == "Re-transcode failed; the previous version still plays. Boom."
+
+
+def _age(settings: Settings, video_id: str, minutes: int) -> None:
+    with session_scope(settings) as session:
+        session.execute(
+            update(Video)
+            .where(Video.video_id == uuid.UUID(video_id))
+            .values(updated_at=text(f"now() - interval '{minutes} minutes'"))
+        )
+
+
+def test_reconcile_reenqueues_then_gives_up(stack: Settings, video: str) -> None:
+    settings = stack.model_copy(update={"max_reenqueues": 1})
+    catalog.claim(
+        settings=settings,
+        video_id=video,
+        run_id="run-dead",
+        force=False,
+        is_run_active=never_active,
+    )
+    _age(settings, video, settings.stuck_processing_minutes + 1)
+    sent: list[dict[str, Any]] = []
+
+    def capture(conn: Any, payload: dict[str, Any]) -> None:
+        sent.append(payload)
+
+    still_running = steps.reconcile(
+        settings=settings, is_run_active=always_active, enqueue=capture, only=[video]
+    )
+    assert video in still_running["active"] and not sent
+
+    result = steps.reconcile(
+        settings=settings, is_run_active=never_active, enqueue=capture, only=[video]
+    )
+    assert video in result["reenqueued"]
+    mine = [p for p in sent if p["video_id"] == video]
+    assert mine == [
+        {"video_id": video, "source_key": f"originals/{video}/source", "size": None, "sha256": None}
+    ]
+    json.dumps(mine[0])  # the queue message format
+    state = video_state(settings=settings, video_id=video)
+    assert (
+        state is not None
+        and state["processing_attempts"] == 1
+        and state["processing_run_id"] is None
+    )
+
+    _age(settings, video, settings.stuck_processing_minutes + 1)
+    result = steps.reconcile(
+        settings=settings, is_run_active=never_active, enqueue=capture, only=[video]
+    )
+    assert video in result["failed"]
+    state = video_state(settings=settings, video_id=video)
+    assert state is not None and state["status"] == "failed"
+    assert "did not finish after 2 attempts" in state["failure_reason"]
+
+
+def test_sweep_removes_orphaned_versions_only(stack: Settings, video: str) -> None:
+    assert run_pipeline(stack, video, "run-s")["status"] == steps.PUBLISHED
+    live = video_state(settings=stack, video_id=video)["media_version"]  # type: ignore[index]
+    s3 = s3_client(stack)
+    orphan = objects.version_prefix(video, "vdeadbeef0000")
+    objects.put_text(s3, stack.bucket_media, orphan + "master.m3u8", "#EXTM3U\n")
+    # Not old enough yet: kept.
+    steps.sweep_orphaned_versions(settings=stack, is_run_active=never_active, only=[video])
+    assert any(k.startswith(orphan) for k in media_keys(stack, video))
+    # With a zero grace period it goes; the live version stays.
+    immediate = stack.model_copy(update={"stuck_processing_minutes": 0})
+    removed = steps.sweep_orphaned_versions(
+        settings=immediate, is_run_active=never_active, only=[video]
+    )["removed"]
+    assert orphan in removed
+    keys = media_keys(stack, video)
+    assert keys and all(f"/{live}/" in k for k in keys)
