@@ -137,3 +137,7 @@ def test_renditions_of_all_videos_biggest_first() -> None:
     assert audio_item["stream_index"] == 1
     single = plan_renditions([job(A, 640, 360, audio=False)])
     assert [i["label"] for i in single] == ["360p", "234p"]
+    # Exactly one rendition per video makes the storyboard: the smallest.
+    assert [i["storyboard"] for i in single] == [False, True]
+    boards = [(i["video_id"], i["name"]) for i in items if i.get("storyboard")]
+    assert sorted(boards) == sorted([(A, "234p"), (C, "234p")])

@@ -9,6 +9,7 @@ from vidflow.media.thumbnails import (
     candidate_times,
     frame_sample,
     pick_representative,
+    storyboard_interval,
     storyboard_vtt,
 )
 
@@ -58,3 +59,11 @@ def test_storyboard_vtt_stops_at_the_duration() -> None:
     text = storyboard_vtt(tiles=5, interval=1.0, duration=3.5, sheet_names=["s.jpg"])
     assert text.count("#xywh=") == 4
     assert "00:00:03.000 --> 00:00:03.500" in text
+
+
+def test_storyboard_interval_is_whole_gops() -> None:
+    assert storyboard_interval(600.0, 5.0, 2.0) == 6.0
+    assert storyboard_interval(600.0, 4.0, 2.0) == 4.0
+    assert storyboard_interval(7.0, 5.0, 2.0) == 2.0  # short video: ~10 tiles, >= one GOP
+    assert storyboard_interval(1.0, 5.0, 2.0) == 2.0
+    assert storyboard_interval(3600.0, 10.0, 2.5) == 10.0

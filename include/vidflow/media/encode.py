@@ -73,6 +73,43 @@ def _input(source: str) -> Any:
     return ffmpeg.input(source, **kwargs)
 
 
+def scale_for(stream: Any, rung: LadderRung) -> Any:
+    """The filter chain of a rung: constant frame rate, size, square pixels, 8-bit 4:2:0."""
+    return (
+        # start_time=0 pins the first frame to t=0 on ffmpeg's input timeline (the same
+        # zero the audio uses), padding or trimming a few frames at the start.
+        stream.filter("fps", fps=str(rung.frame_rate), start_time=0)
+        .filter("scale", rung.width, rung.height, flags="bicubic")
+        .filter("setsar", "1")
+        .filter("format", "yuv420p")
+    )
+
+
+def x264_options(
+    rung: LadderRung, *, segment_seconds: int, preset: str, crf: int
+) -> dict[str, Any]:
+    """x264 output options of a rung: capped CRF and forced, aligned IDR frames."""
+    gop = gop_seconds(segment_seconds)
+    gop_frames = math.ceil(gop * rung.frame_rate)
+    return {
+        "vcodec": "libx264",
+        "preset": preset,
+        "crf": crf,
+        "maxrate": rung.max_bitrate,
+        "bufsize": rung.buffer_size,
+        "profile:v": "high",
+        # x264 would add keyframes only at keyint; twice the GOP never triggers first.
+        "g": 2 * gop_frames,
+        "keyint_min": gop_frames,
+        "sc_threshold": 0,
+        "force_key_frames": f"expr:gte(t,n_forced*{gop:.6f})",
+        "forced-idr": 1,
+        "flags": "+cgop",
+        "x264-params": "scenecut=0:open-gop=0",
+        "fps_mode": "cfr",
+    }
+
+
 def video_encode_args(
     source: str,
     rung: LadderRung,
@@ -84,41 +121,14 @@ def video_encode_args(
     crf: int,
 ) -> list[str]:
     """ffmpeg arguments encoding ``rung`` of ``source`` into a fragmented MP4."""
-    gop = gop_seconds(segment_seconds)
-    fps = rung.frame_rate
-    gop_frames = math.ceil(gop * fps)
-    stream = _input(source)[str(video_index)]
-    stream = (
-        # start_time=0 pins the first frame to t=0 on ffmpeg's input timeline (the same
-        # zero the audio uses), padding or trimming a few frames at the start.
-        stream.filter("fps", fps=str(fps), start_time=0)
-        .filter("scale", rung.width, rung.height, flags="bicubic")
-        .filter("setsar", "1")
-        .filter("format", "yuv420p")
-    )
+    stream = scale_for(_input(source)[str(video_index)], rung)
     out = stream.output(
         str(output),
         f="mp4",
-        vcodec="libx264",
-        preset=preset,
-        crf=crf,
-        maxrate=rung.max_bitrate,
-        bufsize=rung.buffer_size,
-        **{
-            "profile:v": "high",
-            # x264 would add keyframes only at keyint; twice the GOP never triggers first.
-            "g": 2 * gop_frames,
-            "keyint_min": gop_frames,
-            "sc_threshold": 0,
-            "force_key_frames": f"expr:gte(t,n_forced*{gop:.6f})",
-            "forced-idr": 1,
-            "flags": "+cgop",
-            "x264-params": "scenecut=0:open-gop=0",
-            "fps_mode": "cfr",
-            "movflags": VIDEO_MOVFLAGS,
-            "map_metadata": -1,
-            "map_chapters": -1,
-        },
+        movflags=VIDEO_MOVFLAGS,
+        map_metadata=-1,
+        map_chapters=-1,
+        **x264_options(rung, segment_seconds=segment_seconds, preset=preset, crf=crf),
     )
     args: list[str] = out.global_args(
         "-hide_banner", "-nostdin", "-y", "-nostats", "-progress", "pipe:1"

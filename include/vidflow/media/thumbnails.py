@@ -7,6 +7,8 @@
 * The storyboard is a set of JPEG sprite sheets of 160x90 tiles (10x10 per sheet), one
   tile every ``interval`` seconds, indexed by a WebVTT file whose cues point at a tile
   with a ``#xywh=`` media fragment, the format web players use for preview thumbnails.
+  It is made from the smallest rendition, decoding only its keyframes: they sit exactly
+  every GOP, so tiles at whole multiples of the GOP cost almost nothing to extract.
 """
 
 from __future__ import annotations
@@ -121,8 +123,23 @@ def make_posters(source: str, duration: float, directory: Path) -> dict[str, Pat
     return {"small": paths[0], "large": paths[1]}
 
 
-def storyboard_tile_args(source: str, interval: float, pattern: Path) -> list[str]:
-    stream = _square_pixels(ffmpeg.input(source)["v:0"].filter("fps", fps=f"1/{interval:g}"))
+def storyboard_interval(duration: float, preferred: float, keyframe_interval: float) -> float:
+    """Seconds between tiles: about ``preferred`` (shorter for short videos, so they get
+    ~10 tiles), rounded up to a whole number of keyframe intervals."""
+    wanted = min(preferred, max(1.0, duration / 10))
+    return max(1, math.ceil(wanted / keyframe_interval - 1e-9)) * keyframe_interval
+
+
+def storyboard_tile_args(
+    source: str, interval: float, pattern: Path, *, keyframes_only: bool = False
+) -> list[str]:
+    # From a rendition whose keyframes sit every GOP, decoding keyframes alone is enough
+    # (and far cheaper than decoding every frame of the source).
+    options = {"skip_frame": "nokey"} if keyframes_only else {}
+    stream = ffmpeg.input(source, **options)["v:0"].filter(
+        "fps", fps=f"1/{interval:g}", eof_action="pass"
+    )
+    stream = _square_pixels(stream)
     stream = _fit(stream, TILE_W, TILE_H)
     out = stream.output(str(pattern), start_number=0, **{"q:v": 5})
     args: list[str] = out.global_args("-v", "error", "-nostdin", "-y").compile()
@@ -167,15 +184,25 @@ def storyboard_vtt(tiles: int, interval: float, duration: float, sheet_names: Se
     return "\n".join(lines)
 
 
-def make_storyboard(source: str, duration: float, directory: Path, interval: float) -> Path:
-    """Write ``storyboard_NNN.jpg`` sheets and ``storyboard.vtt``; returns the VTT."""
+def make_storyboard(
+    source: str,
+    duration: float,
+    directory: Path,
+    interval: float,
+    *,
+    keyframes_only: bool = False,
+) -> Path:
+    """Write ``storyboard_NNN.jpg`` sheets and ``storyboard.vtt`` (a tile every
+    ``interval`` seconds); returns the VTT."""
     directory.mkdir(parents=True, exist_ok=True)
     tiles_dir = directory / "tiles"
     tiles_dir.mkdir(exist_ok=True)
-    # A short video still gets a useful strip: at least ~10 tiles when it is long enough.
-    interval = min(interval, max(1.0, duration / 10))
     pattern = tiles_dir / "tile_%05d.jpg"
-    subprocess.run(storyboard_tile_args(source, interval, pattern), capture_output=True, check=True)
+    subprocess.run(
+        storyboard_tile_args(source, interval, pattern, keyframes_only=keyframes_only),
+        capture_output=True,
+        check=True,
+    )
     tiles = len(list(tiles_dir.glob("tile_*.jpg")))
     if tiles == 0:
         raise RuntimeError("ffmpeg produced no storyboard tiles")

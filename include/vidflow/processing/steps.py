@@ -142,6 +142,7 @@ def plan_renditions(jobs: Sequence[Mapping[str, Any] | None]) -> list[dict[str, 
             "duration": probe.duration,
         }
         suffix = "" if len(ready) == 1 else f" {job['video_id'][:8]}"
+        smallest = min(job["rungs"], key=lambda r: r["width"] * r["height"])["name"]
         for rung in job["rungs"]:
             cost = rung["width"] * rung["height"] * probe.duration
             items.append(
@@ -154,6 +155,8 @@ def plan_renditions(jobs: Sequence[Mapping[str, Any] | None]) -> list[dict[str, 
                         "label": rung["name"] + suffix,
                         "rung": rung,
                         "stream_index": probe.video.index,
+                        # The storyboard comes from the smallest rendition's keyframes.
+                        "storyboard": rung["name"] == smallest,
                     },
                 )
             )
@@ -202,6 +205,7 @@ def transcode_rendition(
         s3, settings.bucket_originals, rendition["source_key"], settings.presigned_url_seconds
     )
     duration = float(rendition["duration"])
+    storyboard: Path | None = None
     with _scratch(settings) as scratch:
         work = Path(scratch)
         out_dir = work / name
@@ -247,6 +251,8 @@ def transcode_rendition(
                     frame_rate=float(rung.frame_rate),
                     segment_seconds=settings.segment_seconds,
                 )
+                if rendition.get("storyboard"):
+                    storyboard = _storyboard(settings, fmp4, duration, work / "thumbnails")
                 fmp4.unlink()
         except encode.EncodeError as error:
             if not error.source_at_fault:
@@ -258,10 +264,16 @@ def transcode_rendition(
             catalog.mark_failed(settings=settings, video_id=video_id, run_id=run_id, reason=reason)
             return _outcome(video_id, FAILED, reason, name=name)
 
-        prefix = objects.version_prefix(video_id, rendition["version"]) + f"{name}/"
+        version = objects.version_prefix(video_id, rendition["version"])
+        prefix = f"{version}{name}/"
         # A retry may find a previous attempt's objects: start from an empty prefix.
         objects.delete_prefix(s3, settings.bucket_media, prefix)
         uploaded = objects.upload_tree(s3, out_dir, settings.bucket_media, prefix)
+        storyboard_url = None
+        if storyboard is not None:
+            board = f"{version}thumbnails/"
+            objects.upload_tree(s3, storyboard.parent, settings.bucket_media, board)
+            storyboard_url = objects.public_url(settings, board + storyboard.name)
     summary = media.summary()
     say(
         f"{name}: {summary.segment_count} segments, {len(uploaded)} objects, "
@@ -273,11 +285,20 @@ def transcode_rendition(
         READY,
         name=name,
         summary=summary.to_dict(),
+        storyboard_url=storyboard_url,
         stats={
             "wall_seconds": round(stats.wall_seconds, 3),
             "realtime_factor": round(stats.realtime_factor, 3),
             "fps": round(stats.fps, 2) if stats.fps else None,
         },
+    )
+
+
+def _storyboard(settings: Settings, rendition: Path, duration: float, directory: Path) -> Path:
+    gop = encode.gop_seconds(settings.segment_seconds)
+    interval = thumbnails.storyboard_interval(duration, settings.storyboard_interval_seconds, gop)
+    return thumbnails.make_storyboard(
+        str(rendition), duration, directory, interval, keyframes_only=True
     )
 
 
@@ -287,7 +308,8 @@ def _last_line(text: str) -> str:
 
 
 def make_thumbnails(job: Mapping[str, Any] | None, *, settings: Settings) -> dict[str, Any]:
-    """Posters and storyboard of a ready video, uploaded next to its renditions."""
+    """Posters of a ready video, uploaded next to its renditions (the storyboard is made
+    by the transcode task of the smallest rendition)."""
     if not job or job.get("status") != READY:
         return _outcome(job["video_id"] if job else "", SKIPPED)
     video_id, version = job["video_id"], job["version"]
@@ -299,15 +321,11 @@ def make_thumbnails(job: Mapping[str, Any] | None, *, settings: Settings) -> dic
     with _scratch(settings) as scratch:
         directory = Path(scratch) / "thumbnails"
         posters = thumbnails.make_posters(url, probe.duration, directory)
-        vtt = thumbnails.make_storyboard(
-            url, probe.duration, directory, settings.storyboard_interval_seconds
-        )
         prefix = objects.version_prefix(video_id, version) + "thumbnails/"
         objects.upload_tree(s3, directory, settings.bucket_media, prefix)
     urls = {
         kind: objects.public_url(settings, prefix + path.name) for kind, path in posters.items()
     }
-    urls["storyboard"] = objects.public_url(settings, prefix + vtt.name)
     return _outcome(video_id, READY, thumbnail_urls=urls)
 
 
@@ -362,10 +380,12 @@ def package_video(
         package.dash_manifest(videos, audio, duration=max(v.duration for v in videos)),
     )
     log.info("video %s packaged under %s (source %.3fs)", video_id, prefix, duration)
+    storyboard = next((r["storyboard_url"] for r in done.values() if r.get("storyboard_url")), None)
     return _outcome(
         video_id,
         READY,
         version=job["version"],
+        storyboard_url=storyboard,
         duration=max(v.duration for v in videos),
         videos=[v.to_dict() for v in videos],
         audio=audio.to_dict() if audio else None,
@@ -430,7 +450,7 @@ def publish_video(
         version=version,
         manifest_url=objects.public_url(settings, prefix + package.MASTER_PLAYLIST),
         dash_url=objects.public_url(settings, prefix + package.DASH_MANIFEST),
-        thumbnail_urls=thumbs["thumbnail_urls"],
+        thumbnail_urls=_thumbnail_urls(thumbs, packaged),
         duration_seconds=float(packaged["duration"]),
         renditions=rendition_rows(settings, prefix, videos, audio),
     )
@@ -455,6 +475,13 @@ def publish_video(
         objects.public_url(settings, prefix + package.MASTER_PLAYLIST),
     )
     return _outcome(video_id, PUBLISHED, version=version)
+
+
+def _thumbnail_urls(thumbs: Mapping[str, Any], packaged: Mapping[str, Any]) -> dict[str, str]:
+    urls = dict(thumbs["thumbnail_urls"])
+    if packaged.get("storyboard_url"):
+        urls["storyboard"] = packaged["storyboard_url"]
+    return urls
 
 
 def record_unexpected_failure(

@@ -1,0 +1,378 @@
+"""Transcode benchmark: the video_processing DAG against one bare ffmpeg command.
+
+``python -m benchmarks.transcode [--seconds 60]`` (or ``make bench``).
+
+A 60-second 1080p30 source with audio (lavfi test pattern with light noise, encoded the
+way a phone records: H.264 High at up to 14 Mb/s, AAC 192 kb/s) is processed twice on this
+machine, in the same run:
+
+* **baseline**: one ffmpeg process, the source read from local disk, ``split`` into the
+  same ladder with the same x264 settings (capped CRF, forced aligned IDR frames) and the
+  same audio, every rendition written as 6-second CMAF segments by ffmpeg's HLS muxer;
+* **DAG**: the platform as it runs: the source in the originals bucket, a message on the
+  processing queue in the real format, and the wall time until the catalog row says
+  ``processed`` (probe, one mapped transcode task per rendition in the ``transcode``
+  pool, thumbnails, packaging, publish).
+
+It reports the DAG/baseline ratio (target <= 1.3), realtime factor and fps of every
+rendition (from the transcode tasks' own measurements), and where the DAG's extra time
+goes: Airflow scheduling gaps on the critical path, work inside the tasks other than
+ffmpeg (uploads, cutting, start-up) and the steps the baseline does not have
+(probe, thumbnails, publish). It also times probing the source through a presigned URL
+against downloading it first.
+
+Writes ``benchmarks/results/transcode.json`` and ``benchmarks/results/transcode.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ffmpeg
+from sqlalchemy import insert
+
+from vidflow.airflow_api import AirflowClient
+from vidflow.catalog.db import session_scope
+from vidflow.catalog.models import Video
+from vidflow.config import Settings, get_settings
+from vidflow.media.encode import gop_seconds, scale_for, x264_options
+from vidflow.media.ladder import plan_audio, plan_ladder
+from vidflow.media.probe import probe_source
+from vidflow.processing import objects
+from vidflow.processing.catalog import video_state
+from vidflow.storage import original_key, s3_client, sqs_client
+
+RESULTS = Path(__file__).parent / "results"
+DAG_ID = "video_processing"
+TARGET_RATIO = 1.3
+
+
+def make_source(path: Path, seconds: int) -> None:
+    video = ffmpeg.input(f"testsrc2=size=1920x1080:rate=30:duration={seconds}", f="lavfi")
+    video = video.filter("noise", alls=3, allf="t")
+    audio = ffmpeg.input(f"sine=frequency=440:sample_rate=48000:duration={seconds}", f="lavfi")
+    out = ffmpeg.output(
+        video,
+        audio,
+        str(path),
+        vcodec="libx264",
+        preset="veryfast",
+        crf=20,
+        # What a phone records at 1080p30: ~12-16 Mb/s H.264 High.
+        maxrate="14M",
+        bufsize="28M",
+        pix_fmt="yuv420p",
+        acodec="aac",
+        audio_bitrate="192k",
+        ac=2,
+    )
+    subprocess.run(out.global_args("-v", "error", "-y").compile(), check=True)
+
+
+def baseline_args(source: Path, out_dir: Path, settings: Settings) -> tuple[list[str], list[str]]:
+    """One ffmpeg command: split into every rung, plus audio, as CMAF/HLS segments."""
+    probe = probe_source(str(source), size=source.stat().st_size, max_duration=1e9)
+    rungs = plan_ladder(probe)
+    audio = plan_audio(probe)
+    stream = ffmpeg.input(str(source))
+    branches = stream["v:0"].split()
+    outputs = []
+    for index, rung in enumerate(rungs):
+        folder = out_dir / rung.name
+        folder.mkdir(parents=True)
+        outputs.append(
+            scale_for(branches[index], rung).output(
+                str(folder / "index.m3u8"),
+                f="hls",
+                hls_time=settings.segment_seconds,
+                hls_segment_type="fmp4",
+                hls_playlist_type="vod",
+                hls_segment_filename=str(folder / "seg_%05d.m4s"),
+                **x264_options(
+                    rung,
+                    segment_seconds=settings.segment_seconds,
+                    preset=settings.x264_preset,
+                    crf=settings.x264_crf,
+                ),
+            )
+        )
+    if audio is not None:
+        folder = out_dir / "audio"
+        folder.mkdir()
+        outputs.append(
+            stream["a:0"]
+            .filter("aresample", audio.sample_rate, first_pts=0, **{"async": 1})
+            .output(
+                str(folder / "index.m3u8"),
+                f="hls",
+                hls_time=settings.segment_seconds,
+                hls_segment_type="fmp4",
+                hls_playlist_type="vod",
+                hls_segment_filename=str(folder / "seg_%05d.m4s"),
+                acodec="aac",
+                audio_bitrate=audio.bitrate,
+                ar=audio.sample_rate,
+                ac=audio.channels,
+            )
+        )
+    args: list[str] = ffmpeg.merge_outputs(*outputs).global_args("-v", "error", "-y").compile()
+    return args, [r.name for r in rungs] + (["audio"] if audio else [])
+
+
+def run_baseline(source: Path, settings: Settings) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-baseline-") as scratch:
+        args, names = baseline_args(source, Path(scratch), settings)
+        started = time.monotonic()
+        subprocess.run(args, check=True)
+        wall = time.monotonic() - started
+        segments = sum(len(list((Path(scratch) / n).glob("seg_*.m4s"))) for n in names)
+    return {"wall_seconds": round(wall, 2), "renditions": names, "segments": segments}
+
+
+def _ts(value: str | None) -> float | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if value else None
+
+
+def xcom(client: AirflowClient, run_id: str, task_id: str, map_index: int) -> Any:
+    entry = client.request(
+        "GET",
+        f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+        f"?map_index={map_index}&deserialize=true",
+    )
+    value = entry.get("value")
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def find_run(client: AirflowClient, video_id: str, since: float) -> str:
+    runs = client.request("GET", f"/dags/{DAG_ID}/dagRuns?order_by=-run_after&limit=20")
+    for run in runs["dag_runs"]:
+        if (_ts(run.get("queued_at")) or 0) < since - 5:
+            continue
+        for ti in client.task_instances(DAG_ID, run["dag_run_id"]):
+            if ti["task_id"] == "probe" and ti.get("rendered_map_index") == video_id:
+                return str(run["dag_run_id"])
+    raise LookupError(f"no run processed {video_id}")
+
+
+def run_dag(source: Path, settings: Settings, client: AirflowClient) -> dict[str, Any]:
+    video_id = uuid.uuid4()
+    with session_scope(settings) as session:
+        session.execute(
+            insert(Video).values(
+                video_id=video_id, user_id=uuid.uuid4(), title="benchmark", status="processing"
+            )
+        )
+    s3_client(settings).upload_file(str(source), settings.bucket_originals, original_key(video_id))
+    body = json.dumps(
+        {
+            "video_id": str(video_id),
+            "source_key": original_key(video_id),
+            "size": source.stat().st_size,
+            "sha256": None,
+        }
+    )
+    sqs = sqs_client(settings)
+    queue = sqs.get_queue_url(QueueName=settings.processing_queue)["QueueUrl"]
+    sent = time.time()
+    sqs.send_message(QueueUrl=queue, MessageBody=body)
+    while True:
+        state = video_state(settings=settings, video_id=str(video_id)) or {}
+        if state.get("status") in ("processed", "failed"):
+            break
+        time.sleep(0.5)
+    done = time.time()
+    if state["status"] != "processed":
+        raise RuntimeError(f"benchmark video failed: {state['failure_reason']}")
+    run_id = find_run(client, str(video_id), sent)
+    run = client.request("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")
+    instances = client.task_instances(DAG_ID, run_id)
+    tasks = []
+    for ti in instances:
+        tasks.append(
+            {
+                "task": ti["task_id"],
+                "map": ti.get("rendered_map_index"),
+                "map_index": ti["map_index"],
+                "start": (_ts(ti.get("start_date")) or sent) - sent,
+                "end": (_ts(ti.get("end_date")) or sent) - sent,
+                "duration": ti.get("duration"),
+                "queued": (_ts(ti.get("queued_when")) or sent) - sent,
+            }
+        )
+    renditions = []
+    for task in (t for t in tasks if t["task"] == "transcode"):
+        result = xcom(client, run_id, "transcode", task["map_index"])
+        stats = result.get("stats", {})
+        renditions.append(
+            {
+                "name": result.get("name"),
+                "task_seconds": round(task["duration"] or 0, 2),
+                "ffmpeg_seconds": stats.get("wall_seconds"),
+                "realtime_factor": stats.get("realtime_factor"),
+                "fps": stats.get("fps"),
+                "peak_kbps": round(result["summary"]["peak_bitrate"] / 1000),
+            }
+        )
+    objects.delete_prefix(
+        s3_client(settings), settings.bucket_media, objects.video_prefix(str(video_id))
+    )
+    return {
+        "video_id": str(video_id),
+        "run_id": run_id,
+        "wall_seconds": round(done - sent, 2),
+        "run_queued_after": round((_ts(run.get("queued_at")) or sent) - sent, 2),
+        "run_started_after": round((_ts(run.get("start_date")) or sent) - sent, 2),
+        "tasks": sorted(tasks, key=lambda t: t["start"]),
+        "renditions": renditions,
+    }
+
+
+def breakdown(dag: dict[str, Any]) -> dict[str, float]:
+    """Where the DAG's wall time goes along its critical path."""
+    tasks = dag["tasks"]
+
+    def span(name: str) -> tuple[float, float]:
+        chosen = [t for t in tasks if t["task"] == name]
+        return min(t["start"] for t in chosen), max(t["end"] for t in chosen)
+
+    phases = {}
+    previous_end = 0.0
+    # The wall time ends when publish commits `processed`; report runs after that.
+    for name in ("videos_of_run", "probe", "plan_ladder", "transcode", "package", "publish"):
+        start, end = span(name)
+        phases[f"wait before {name}"] = round(max(0.0, start - previous_end), 2)
+        phases[name] = round(end - start, 2)
+        previous_end = end
+    transcodes = dag["renditions"]
+    in_task = sum((r["task_seconds"] or 0) - (r["ffmpeg_seconds"] or 0) for r in transcodes)
+    phases["transcode: work outside ffmpeg (summed over tasks)"] = round(in_task, 2)
+    start, end = span("thumbnails")
+    phases["thumbnails (parallel to transcode)"] = round(end - start, 2)
+    return phases
+
+
+def probe_comparison(source: Path, settings: Settings) -> dict[str, float]:
+    """Probe (with the decode checks) through a presigned URL vs download-then-probe."""
+    s3 = s3_client(settings)
+    key = f"originals/bench-{uuid.uuid4()}/source"
+    s3.upload_file(str(source), settings.bucket_originals, key)
+    size = source.stat().st_size
+    try:
+        started = time.monotonic()
+        url = objects.presigned_get(s3, settings.bucket_originals, key, 3600)
+        probe_source(url, size=size, max_duration=1e9)
+        presigned = time.monotonic() - started
+        with tempfile.TemporaryDirectory() as scratch:
+            started = time.monotonic()
+            local = Path(scratch) / "source"
+            s3.download_file(settings.bucket_originals, key, str(local))
+            probe_source(str(local), size=size, max_duration=1e9)
+            downloaded = time.monotonic() - started
+    finally:
+        s3.delete_object(Bucket=settings.bucket_originals, Key=key)
+    return {"presigned_seconds": round(presigned, 2), "download_seconds": round(downloaded, 2)}
+
+
+def summary_markdown(result: dict[str, Any]) -> str:
+    base, dag = result["baseline"], result["dag"]
+    lines = [
+        "# Transcode benchmark",
+        "",
+        f"{result['source']['seconds']} s 1080p30 source with audio on {result['machine']['cpus']} "
+        f"CPUs, x264 preset `{result['settings']['x264_preset']}`, CRF "
+        f"{result['settings']['x264_crf']}, {result['settings']['segment_seconds']} s segments, "
+        f"pool `transcode` = {result['settings']['transcode_pool_slots']} slots.",
+        "",
+        "| | wall time |",
+        "|---|---|",
+        f"| baseline: one ffmpeg, split to {len(base['renditions'])} outputs | "
+        f"{base['wall_seconds']:.1f} s |",
+        f"| DAG: queue message -> `processed` | {dag['wall_seconds']:.1f} s |",
+        f"| **ratio** (target <= {TARGET_RATIO}) | **{result['ratio']:.2f}** |",
+        "",
+        "| rendition | task s | ffmpeg s | realtime x | fps | peak kb/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in dag["renditions"]:
+        fps = f"{r['fps']:.1f}" if r["fps"] else "-"
+        lines.append(
+            f"| {r['name']} | {r['task_seconds']:.1f} | {r['ffmpeg_seconds']:.1f} | "
+            f"{r['realtime_factor']:.2f} | {fps} | {r['peak_kbps']} |"
+        )
+    lines += ["", "Where the DAG's time goes (critical path, seconds after the message):", ""]
+    lines += [f"- {name}: {seconds:.1f} s" for name, seconds in result["breakdown"].items()]
+    probe = result["probe"]
+    lines += [
+        "",
+        f"Probe + decode checks: presigned URL {probe['presigned_seconds']:.2f} s, "
+        f"download then probe {probe['download_seconds']:.2f} s.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=60)
+    args = parser.parse_args()
+    settings = get_settings()
+    client = AirflowClient(
+        settings.airflow_api_url,
+        settings.airflow_admin_user,
+        settings.airflow_admin_password.get_secret_value(),
+    )
+    client.wait_for_dag(DAG_ID)
+    RESULTS.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-transcode-") as scratch:
+        source = Path(scratch) / "source.mp4"
+        print(f"generating a {args.seconds} s 1080p30 source", flush=True)
+        make_source(source, args.seconds)
+        print("baseline: one ffmpeg command", flush=True)
+        baseline = run_baseline(source, settings)
+        print(f"  {baseline['wall_seconds']} s", flush=True)
+        print("DAG: queue message -> processed", flush=True)
+        dag = run_dag(source, settings, client)
+        print(f"  {dag['wall_seconds']} s", flush=True)
+        probe = probe_comparison(source, settings)
+    result = {
+        "benchmark": "transcode",
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+        },
+        "settings": {
+            "x264_preset": settings.x264_preset,
+            "x264_crf": settings.x264_crf,
+            "segment_seconds": settings.segment_seconds,
+            "gop_seconds": gop_seconds(settings.segment_seconds),
+            "transcode_pool_slots": settings.transcode_pool_slots,
+        },
+        "source": {"seconds": args.seconds, "size": "1920x1080", "fps": 30, "bytes": None},
+        "baseline": baseline,
+        "dag": dag,
+        "ratio": round(dag["wall_seconds"] / baseline["wall_seconds"], 3),
+        "target_ratio": TARGET_RATIO,
+        "breakdown": breakdown(dag),
+        "probe": probe,
+    }
+    (RESULTS / "transcode.json").write_text(json.dumps(result, indent=2) + "\n")
+    summary = summary_markdown(result)
+    (RESULTS / "transcode.md").write_text(summary)
+    print(summary)
+
+
+if __name__ == "__main__":
+    main()
