@@ -89,7 +89,8 @@ def test_audio_only_has_no_video_stream() -> None:
 
 def test_cover_art_is_not_a_video_stream() -> None:
     art = video_stream(codec_name="mjpeg", disposition={"attached_pic": 1})
-    assert "no video stream" in reason(probe(audio_stream(index=0), art))
+    text = reason(probe(audio_stream(index=0), art))
+    assert "no video stream" in text and "audio, cover art" in text
 
 
 def test_a_still_image_is_rejected() -> None:

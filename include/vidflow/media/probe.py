@@ -222,7 +222,14 @@ def parse_probe(data: Mapping[str, Any], *, size: int, max_duration: float) -> P
     ]
     chosen = _pick(videos)
     if chosen is None:
-        kinds = sorted({str(s.get("codec_type")) for s in streams})
+        kinds = sorted(
+            {
+                "cover art"
+                if (s.get("disposition") or {}).get("attached_pic")
+                else str(s.get("codec_type"))
+                for s in streams
+            }
+        )
         raise InvalidSource(f"The file has no video stream (it contains only: {', '.join(kinds)}).")
     codec = str(chosen.get("codec_name") or "unknown")
     if codec in STILL_IMAGE_CODECS or format_name.endswith("_pipe") or format_name == "image2":
