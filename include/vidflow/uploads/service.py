@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Collection
@@ -628,19 +629,40 @@ async def write_chunk(
 ) -> UploadStatus:
     """Append a PATCH body at ``chunk.offset``. 409 on an offset mismatch, 423 while
     another request writes the upload, 460 on a checksum mismatch (nothing appended)."""
+    phases = _Phases()
     try:
         conn = await _in_thread(locks.acquire, backend.lock_engine, upload_id)
     except OperationalError as exc:
         raise StorageUnavailable() from exc
+    phases.mark("lock")
     try:
         state = await _in_thread(_load_for_write, backend, conn, user_id, upload_id)
-        return await _write(backend, conn, state, chunk, body)
+        phases.mark("rebuild")
+        return await _write(backend, conn, state, chunk, body, phases)
     except (BotoCoreError, ClientError, OperationalError) as exc:
         log.error("upload %s: storage failure during PATCH: %s", upload_id, exc)
         raise StorageUnavailable() from exc
     finally:
         with CancelScope(shield=True):
             await _in_thread(locks.release, conn, upload_id)
+        phases.mark("unlock")
+        log.debug("upload %s PATCH at %d: %s", upload_id, chunk.offset, phases)
+
+
+class _Phases:
+    """Where a PATCH spent its time, for the debug log."""
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+        self._spent: dict[str, float] = {}
+
+    def mark(self, phase: str) -> None:
+        now = time.perf_counter()
+        self._spent[phase] = self._spent.get(phase, 0.0) + now - self._last
+        self._last = now
+
+    def __str__(self) -> str:
+        return " ".join(f"{name}={seconds * 1000:.0f}ms" for name, seconds in self._spent.items())
 
 
 async def _write(
@@ -649,6 +671,7 @@ async def _write(
     state: _WriteState,
     chunk: ChunkRequest,
     body: AsyncIterator[bytes],
+    phases: _Phases,
 ) -> UploadStatus:
     row = state.row
     if row.state == "completed" or row.offset == row.length:
@@ -671,6 +694,7 @@ async def _write(
         return row.status()
     settings = backend.settings
     parked = await _in_thread(backend.store.get, row.parked_key) if row.parked_key else b""
+    phases.mark("parked")
     writer = _ChunkWriter(
         store=backend.store,
         row=row,
@@ -712,8 +736,10 @@ async def _write(
         if writer.received == 0:
             await writer.abandon()
             return row.status()
+        phases.mark("receive")
         final = row.offset + writer.received == row.length
         written = await writer.finish(final=final)
+        phases.mark("flush")
     except BaseException:
         await writer.abandon()
         raise
@@ -721,9 +747,11 @@ async def _write(
     backend.digests.commit(row.upload_id, row.offset, writer.digest)
     if state.row.parked_key and state.row.parked_key != row.parked_key:
         await _in_thread(_delete_quietly, backend.store, state.row.parked_key)
+    phases.mark("commit")
     if final:
         sha256 = backend.digests.hexdigest(row.upload_id, row.length)
         row = await _finish(backend, conn, row, sha256)
+        phases.mark("complete")
     return row.status()
 
 

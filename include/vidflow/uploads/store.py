@@ -33,6 +33,11 @@ class PartRejected(Exception):
     """S3 refused to complete: a part is missing or changed since it was committed."""
 
 
+#: Every part carries a CRC32 that S3 checks on arrival (as boto3's own upload_file does);
+#: the object gets a composite checksum.
+CHECKSUM_ALGORITHM: Final = "CRC32"
+
+
 @dataclass(frozen=True)
 class StoredPart:
     number: int
@@ -63,7 +68,9 @@ class MultipartStore:
     # --- multipart -------------------------------------------------------------------
 
     def create(self, key: str) -> str:
-        response = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)
+        response = self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=key, ChecksumAlgorithm=CHECKSUM_ALGORITHM
+        )
         return response["UploadId"]
 
     def upload_part(self, key: str, multipart_id: str, number: int, data: bytes) -> StoredPart:
@@ -74,6 +81,7 @@ class MultipartStore:
                 UploadId=multipart_id,
                 PartNumber=number,
                 Body=data,
+                ChecksumAlgorithm=CHECKSUM_ALGORITHM,
             )
         except ClientError as exc:
             if _code(exc) == "NoSuchUpload":
@@ -83,7 +91,15 @@ class MultipartStore:
 
     def list_parts(self, key: str, multipart_id: str) -> dict[int, StoredPart]:
         """Every part S3 holds for the upload (committed or not), by part number."""
-        parts: dict[int, StoredPart] = {}
+        return {number: part for number, (part, _) in self._list(key, multipart_id).items()}
+
+    def part_checksums(self, key: str, multipart_id: str) -> dict[int, str]:
+        """The CRC32 S3 recorded per part (AWS reports it; some S3 implementations don't)."""
+        listed = self._list(key, multipart_id)
+        return {number: crc for number, (_, crc) in listed.items() if crc}
+
+    def _list(self, key: str, multipart_id: str) -> dict[int, tuple[StoredPart, str | None]]:
+        parts: dict[int, tuple[StoredPart, str | None]] = {}
         marker = 0
         while True:
             try:
@@ -96,15 +112,22 @@ class MultipartStore:
                 raise
             for part in response.get("Parts", []):
                 number = part["PartNumber"]
-                parts[number] = StoredPart(number, part["Size"], part["ETag"])
+                stored = StoredPart(number, part["Size"], part["ETag"])
+                parts[number] = (stored, part.get("ChecksumCRC32"))
             if not response.get("IsTruncated"):
                 return parts
             marker = int(response["NextPartNumberMarker"])
 
     def complete(self, key: str, multipart_id: str, parts: list[StoredPart]) -> None:
-        completed: list[CompletedPartTypeDef] = [
-            {"PartNumber": p.number, "ETag": p.etag} for p in parts
-        ]
+        """Complete with exactly ``parts`` (the committed ones): S3 refuses a part whose
+        ETag changed, and drops the parts not listed."""
+        checksums = self.part_checksums(key, multipart_id)
+        completed: list[CompletedPartTypeDef] = []
+        for p in parts:
+            entry: CompletedPartTypeDef = {"PartNumber": p.number, "ETag": p.etag}
+            if p.number in checksums:
+                entry["ChecksumCRC32"] = checksums[p.number]
+            completed.append(entry)
         try:
             self.client.complete_multipart_upload(
                 Bucket=self.bucket,
