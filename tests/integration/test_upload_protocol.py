@@ -4,6 +4,7 @@ limits, metadata validation, HEAD headers, CORS and method override."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 from collections.abc import Iterator
 
@@ -107,6 +108,27 @@ def test_head_reports_offset_length_and_no_store(world: UploadWorld, creator: Cr
     assert response.headers["Upload-Metadata"] == f"title {b64('Hi, there')}"
     assert "Upload-Expires" in response.headers
     assert response.content == b""
+
+
+def test_creation_with_upload_and_a_bad_checksum(world: UploadWorld, creator: Creator) -> None:
+    """The upload is created (its URL comes back) but the body is refused: 460."""
+    body = os.urandom(1000)
+    wrong = base64.b64encode(hashlib.sha256(body + b"x").digest()).decode()
+    response = httpx.post(
+        world.service.files_url,
+        content=body,
+        headers={
+            **creator.tus,
+            "Upload-Length": "1000",
+            "Content-Type": "application/offset+octet-stream",
+            "Upload-Checksum": f"sha256 {wrong}",
+        },
+    )
+    assert response.status_code == 460
+    url = response.headers["Location"]
+    assert head(url, creator).headers["Upload-Offset"] == "0"
+    assert patch(url, creator, 0, body).status_code == 204
+    assert catalog_upload(world.settings, upload_id_of(url))["state"] == "completed"
 
 
 def test_wrong_or_missing_tus_version_is_412(world: UploadWorld, creator: Creator) -> None:

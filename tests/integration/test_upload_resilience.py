@@ -193,6 +193,15 @@ def test_head_completes_an_upload_whose_completion_crashed(world: UploadWorld) -
     assert_stored(world, url, data)
 
 
+def test_an_empty_patch_completes_it_too(world: UploadWorld) -> None:
+    data = os.urandom(5 * MiB + 1)
+    url, _ = _crash_after_last_commit(world, data)
+    response = patch(url, world.creators[-1], len(data), b"")
+    assert response.status_code == 204
+    assert response.headers["Upload-Offset"] == str(len(data))
+    assert_stored(world, url, data)
+
+
 def test_reconciliation_completes_stalled_uploads(world: UploadWorld) -> None:
     data = os.urandom(7 * MiB)
     url, upload_id = _crash_after_last_commit(world, data)

@@ -674,6 +674,12 @@ async def _write(
     phases: _Phases,
 ) -> UploadStatus:
     row = state.row
+    if row.state == "active" and row.offset == row.length:
+        # The last byte committed but completion did not run (a crash): finish it now.
+        row = await _finish(
+            backend, conn, row, backend.digests.hexdigest(row.upload_id, row.length)
+        )
+        phases.mark("complete")
     if row.state == "completed" or row.offset == row.length:
         if chunk.offset == row.length and not chunk.content_length:
             return row.status()
