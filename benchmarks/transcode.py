@@ -292,7 +292,9 @@ def summary_markdown(result: dict[str, Any]) -> str:
         f"{result['source']['seconds']} s 1080p30 source with audio on {result['machine']['cpus']} "
         f"CPUs, x264 preset `{result['settings']['x264_preset']}`, CRF "
         f"{result['settings']['x264_crf']}, {result['settings']['segment_seconds']} s segments, "
-        f"pool `transcode` = {result['settings']['transcode_pool_slots']} slots.",
+        f"pool `transcode` = {result['settings']['transcode_pool_slots']} slots. Load average "
+        f"before/after: {result['machine']['load_average_before'][0]:.1f}/"
+        f"{result['machine']['load_average_after'][0]:.1f}.",
         "",
         "| | wall time |",
         "|---|---|",
@@ -334,6 +336,7 @@ def main() -> None:
     )
     client.wait_for_dag(DAG_ID)
     RESULTS.mkdir(exist_ok=True)
+    load_before = list(os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="bench-transcode-") as scratch:
         source = Path(scratch) / "source.mp4"
         print(f"generating a {args.seconds} s 1080p30 source", flush=True)
@@ -352,6 +355,9 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "python": sys.version.split()[0],
+            # Other work on the machine skews both timings: recorded, not corrected.
+            "load_average_before": load_before,
+            "load_average_after": list(os.getloadavg()),
         },
         "settings": {
             "x264_preset": settings.x264_preset,

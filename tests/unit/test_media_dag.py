@@ -1,0 +1,149 @@
+"""The video_processing and video_reconciliation DAGs have the shape they should: the SQS
+asset watcher, typed Params, the mapped transcode in the `transcode` pool with readable
+map indexes, all_done joins, and a serialised watcher that is the common-messaging SQS
+trigger on the queue URL built from settings. Parsed in a fresh interpreter with the
+network and the metadata DB out of reach, like Airflow's dag-processor would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vidflow.config import REPO_ROOT
+
+SCRIPT = r"""
+import importlib.util, json, socket, sys
+from pathlib import Path
+
+def refuse(*args, **kwargs):
+    raise RuntimeError(f"network access while parsing: {args}")
+
+socket.socket.connect = refuse
+socket.create_connection = refuse
+
+from airflow.serialization.serialized_objects import DagSerialization
+
+report = {}
+for name in ("video_processing", "video_reconciliation"):
+    path = Path(sys.argv[1]) / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"dagfile_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    dag = getattr(module, name)()
+    serialized = DagSerialization.to_dict(dag)["dag"]
+    report[name] = {
+        "schedule": str(serialized.get("timetable", {}).get("__type")),
+        "assets": serialized.get("timetable", {}).get("__var", {}),
+        "max_active_runs": dag.max_active_runs,
+        "params": {k: {"default": p.value, "schema": p.schema} for k, p in dag.params.items()},
+        "tasks": {
+            t.task_id: {
+                "upstream": sorted(t.upstream_task_ids),
+                "pool": t.pool,
+                "queue": t.queue,
+                "trigger_rule": getattr(t.trigger_rule, "value", str(t.trigger_rule)),
+                "map_index_template": getattr(t, "partial_kwargs", {}).get("map_index_template")
+                or getattr(t, "map_index_template", None),
+                "mapped": "Mapped" in type(t).__name__,
+                "retries": (
+                    t.partial_kwargs.get("retries") if "Mapped" in type(t).__name__ else t.retries
+                ),
+            }
+            for t in dag.tasks
+        },
+    }
+print(json.dumps(report, default=str))
+"""
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path_factory.mktemp("airflow_home")),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg://nobody@127.0.0.1:9/none",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": (
+            "postgresql+psycopg_async://nobody@127.0.0.1:9/none"
+        ),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "VIDFLOW_AWS_ENDPOINT_URL": "http://127.0.0.1:4566",
+    }
+    env.pop("VIDFLOW_SQS_ENDPOINT_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(REPO_ROOT / "dags")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    parsed: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return parsed
+
+
+def test_processing_is_scheduled_by_the_sqs_watcher(report: dict[str, Any]) -> None:
+    dag = report["video_processing"]
+    text = json.dumps(dag["assets"])
+    assert "vidflow_processing_queue" in text
+    # What the triggerer runs: the SQS trigger the common-messaging provider dispatches to.
+    assert "airflow.providers.amazon.aws.triggers.sqs.SqsSensorTrigger" in text
+    assert "http://127.0.0.1:4566/123456789012/vidflow-processing" in text
+    assert "aws_default" in text
+
+
+def test_processing_params_are_typed(report: dict[str, Any]) -> None:
+    params = report["video_processing"]["params"]
+    assert params["video_id"]["default"] is None
+    assert params["video_id"]["schema"]["type"] == ["null", "string"]
+    assert params["force"] == {
+        "default": False,
+        "schema": {"type": "boolean", **_description(params["force"])},
+    }
+
+
+def _description(param: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in param["schema"].items() if k == "description"}
+
+
+def test_processing_graph(report: dict[str, Any]) -> None:
+    tasks = report["video_processing"]["tasks"]
+    upstream = {name: task["upstream"] for name, task in tasks.items()}
+    assert upstream == {
+        "videos_of_run": [],
+        "probe": ["videos_of_run"],
+        "plan_ladder": ["probe"],
+        "transcode": ["plan_ladder"],
+        "thumbnails": ["probe"],
+        "package": ["probe", "transcode"],
+        "publish": ["package", "thumbnails"],
+        "report": ["publish"],
+    }
+    transcode = tasks["transcode"]
+    assert transcode["mapped"] and transcode["pool"] == "transcode"
+    assert transcode["queue"] == "transcode"
+    assert transcode["map_index_template"] == "{{ task.op_kwargs['rendition']['label'] }}"
+    for name in ("probe", "thumbnails", "package", "publish"):
+        assert tasks[name]["mapped"] and "video_id" in tasks[name]["map_index_template"]
+    for name in ("package", "publish", "report"):
+        assert tasks[name]["trigger_rule"] == "all_done"
+    assert tasks["report"]["retries"] == 0
+    assert report["video_processing"]["max_active_runs"] >= 1
+
+
+def test_reconciliation_is_periodic(report: dict[str, Any]) -> None:
+    dag = report["video_reconciliation"]
+    assert "Delta" in dag["schedule"] or "delta" in dag["schedule"].lower()
+    assert dag["max_active_runs"] == 1
+    assert dag["tasks"]["sweep_orphaned_versions"]["upstream"] == ["reenqueue_stuck_videos"]
+
+
+def test_dag_files_exist() -> None:
+    for name in ("video_processing.py", "video_reconciliation.py"):
+        assert (Path(REPO_ROOT) / "dags" / name).is_file()
