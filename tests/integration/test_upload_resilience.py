@@ -156,6 +156,34 @@ def test_offset_is_rebuilt_from_s3_when_a_parked_piece_is_lost(world: UploadWorl
     assert_stored(world, tus.url, data)
 
 
+def test_a_part_changed_behind_the_service_is_rolled_back(world: UploadWorld) -> None:
+    """As if a writer that lost its lock had overwritten a committed part: the next PATCH
+    sees the ETag differ, rolls the offset back to before that part, and the client
+    resends it."""
+    creator = world.creator()
+    data = os.urandom(14 * MiB)
+    tus = uploader(world.service, creator, data, chunk_size=5 * MiB)
+    tus.upload_chunk()
+    tus.upload_chunk()  # parts 1 and 2, 5 MiB each
+    upload_id = upload_id_of(tus.url)
+    row = catalog_upload(world.settings, upload_id)
+    assert [number for number, _, _ in row["parts"]] == [1, 2]
+    s3_client(world.settings).upload_part(
+        Bucket=world.settings.bucket_originals,
+        Key=row["s3_key"],
+        UploadId=row["s3_multipart_id"],
+        PartNumber=2,
+        Body=os.urandom(5 * MiB),
+    )
+    response = patch(tus.url, creator, 10 * MiB, data[10 * MiB : 11 * MiB])
+    assert response.status_code == 409
+    assert response.headers["Upload-Offset"] == str(5 * MiB)
+    resumed = uploader(world.service, creator, data, url=tus.url, chunk_size=5 * MiB)
+    assert resumed.offset == 5 * MiB
+    resumed.upload()
+    assert_stored(world, tus.url, data)
+
+
 def _crash_after_last_commit(world: UploadWorld, data: bytes) -> tuple[str, uuid.UUID]:
     """Leave an upload as a service that died right after committing the last byte (and
     before completing it) would: all parts stored and committed, offset == length."""

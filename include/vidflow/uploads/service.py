@@ -17,10 +17,13 @@ are ignored; the next PATCH overwrites those part numbers. So a checksum is veri
 before anything commits, and an interrupted PATCH without a checksum commits the bytes
 that did arrive (tus: keep as much as possible).
 
-At the start of every PATCH the offset is rebuilt from S3 and the catalog: the committed
+The offset is rebuilt from S3 and the catalog whenever a process meets an upload state it
+did not write itself (after a restart, or when another replica wrote last): the committed
 parts that ListParts still shows with the same size and ETag, plus the parked piece if it
-is still there. A restarted service or another replica therefore resumes any upload; if
-S3 lost something, the offset moves back and the client resends from there.
+is still there. If S3 lost something, the offset moves back and the client resends from
+there. For a state the process committed itself, a PATCH only checks the tail (the last
+committed part and the parked piece), so its cost does not grow with the part count;
+completion then presents every committed ETag to S3, which refuses any part that changed.
 
 One writer at a time: see :mod:`vidflow.uploads.locks`. Completion (the last byte) runs
 CompleteMultipartUpload with the committed ETags, then one transaction flips the upload
@@ -186,6 +189,27 @@ class DigestCache:
         self._items.pop(upload_id, None)
 
 
+class VerifiedOffsets:
+    """The offset of each upload whose state this process committed or fully verified
+    last; a PATCH that finds the catalog there only checks the tail in S3."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._items: OrderedDict[uuid.UUID, int] = OrderedDict()
+        self._capacity = capacity
+
+    def get(self, upload_id: uuid.UUID) -> int | None:
+        return self._items.get(upload_id)
+
+    def set(self, upload_id: uuid.UUID, offset: int) -> None:
+        self._items.pop(upload_id, None)
+        self._items[upload_id] = offset
+        while len(self._items) > self._capacity:
+            self._items.popitem(last=False)
+
+    def forget(self, upload_id: uuid.UUID) -> None:
+        self._items.pop(upload_id, None)
+
+
 @dataclass
 class UploadBackend:
     """Everything the service functions need: settings, the originals bucket, the lock
@@ -195,6 +219,7 @@ class UploadBackend:
     store: MultipartStore
     lock_engine: Engine
     digests: DigestCache = field(default_factory=DigestCache)
+    verified: VerifiedOffsets = field(default_factory=VerifiedOffsets)
 
     @classmethod
     def from_settings(
@@ -384,16 +409,13 @@ async def create_upload(
 @dataclass(frozen=True)
 class _WriteState:
     row: _Row
-    parts: list[StoredPart]
-
-    @property
-    def next_part(self) -> int:
-        return self.parts[-1].number + 1 if self.parts else 1
+    next_part: int
 
 
 def _rebuild(backend: UploadBackend, conn: Connection, row: _Row) -> _WriteState:
-    """The upload's state as S3 and the catalog prove it (see the module docstring);
-    repairs the catalog if S3 no longer holds what it records."""
+    """The upload's state as S3 and the catalog prove it (see the module docstring):
+    the committed parts that ListParts shows unchanged, plus the parked piece. Repairs the
+    catalog if S3 no longer holds what it records."""
     with conn.begin():
         committed = _committed_parts(conn, row.upload_id)
     assert row.s3_multipart_id is not None
@@ -409,8 +431,9 @@ def _rebuild(backend: UploadBackend, conn: Connection, row: _Row) -> _WriteState
         and backend.store.size(row.parked_key) == row.parked_size
     )
     offset = sum(p.size for p in valid) + (row.parked_size if parked_ok else 0)
+    next_part = valid[-1].number + 1 if valid else 1
     if offset == row.offset and (parked_ok or row.parked_key is None):
-        return _WriteState(row, committed)
+        return _WriteState(row, next_part)
     log.warning(
         "upload %s: catalog offset %d, but S3 proves %d (%d of %d parts, parked piece %s); "
         "rolling back to what S3 holds",
@@ -426,8 +449,7 @@ def _rebuild(backend: UploadBackend, conn: Connection, row: _Row) -> _WriteState
     with conn.begin():
         conn.execute(
             delete(UploadPart).where(
-                UploadPart.upload_id == row.upload_id,
-                UploadPart.part_number > (valid[-1].number if valid else 0),
+                UploadPart.upload_id == row.upload_id, UploadPart.part_number >= next_part
             )
         )
         conn.execute(
@@ -436,9 +458,30 @@ def _rebuild(backend: UploadBackend, conn: Connection, row: _Row) -> _WriteState
             .values(offset=offset, parked_key=parked_key, parked_size=parked_size)
         )
     backend.digests.forget(row.upload_id)
-    return _WriteState(
-        replace(row, offset=offset, parked_key=parked_key, parked_size=parked_size), valid
-    )
+    row = replace(row, offset=offset, parked_key=parked_key, parked_size=parked_size)
+    return _WriteState(row, next_part)
+
+
+def _check_tail(backend: UploadBackend, conn: Connection, row: _Row) -> _WriteState | None:
+    """For a state this process committed itself: S3 still has the last committed part
+    (same ETag) and the parked piece. One short ListParts instead of all of them, so a
+    PATCH costs the same at part 5 as at part 5000. None if anything differs."""
+    with conn.begin():
+        last = conn.execute(
+            select(UploadPart.part_number, UploadPart.size, UploadPart.etag)
+            .where(UploadPart.upload_id == row.upload_id)
+            .order_by(UploadPart.part_number.desc())
+            .limit(1)
+        ).first()
+    assert row.s3_multipart_id is not None
+    if last is not None:
+        number, size, etag = last
+        tail = backend.store.list_parts(row.s3_key, row.s3_multipart_id, after=number - 1)
+        if tail.get(number) != StoredPart(number, size, etag):
+            return None
+    if row.parked_key is not None and backend.store.size(row.parked_key) != row.parked_size:
+        return None
+    return _WriteState(row, last[0] + 1 if last is not None else 1)
 
 
 def _load_for_write(
@@ -447,9 +490,17 @@ def _load_for_write(
     with conn.begin():
         row = _visible_row(_read_row(conn, upload_id), user_id, _now())
     if row.state != "active" or row.offset == row.length:
-        return _WriteState(row, [])
+        return _WriteState(row, 0)
     try:
-        return _rebuild(backend, conn, row)
+        if backend.verified.get(upload_id) == row.offset:
+            state = _check_tail(backend, conn, row)
+            if state is not None:
+                return state
+        # First sight of this state in this process (a restart, another replica wrote it,
+        # or the tail check failed): verify every part.
+        state = _rebuild(backend, conn, row)
+        backend.verified.set(upload_id, state.row.offset)
+        return state
     except MultipartGone:
         # Aborted behind our back (or by an interrupted clean-up): nothing to resume.
         _discard(backend, conn, row, state="expired", reason=REASON_LOST)
@@ -751,6 +802,7 @@ async def _write(
         raise
     row = await _in_thread(_commit, backend, conn, row, writer.received, written)
     backend.digests.commit(row.upload_id, row.offset, writer.digest)
+    backend.verified.set(row.upload_id, row.offset)
     if state.row.parked_key and state.row.parked_key != row.parked_key:
         await _in_thread(_delete_quietly, backend.store, state.row.parked_key)
     phases.mark("commit")
@@ -822,6 +874,7 @@ def _complete(
     except (BotoCoreError, ClientError) as exc:
         log.warning("upload %s: staging clean-up failed: %s", row.upload_id, exc)
     backend.digests.forget(row.upload_id)
+    backend.verified.forget(row.upload_id)
     log.info("upload %s complete: video %s is processing", row.upload_id, row.video_id)
     return replace(row, state="completed"), outbox_id
 
@@ -897,6 +950,7 @@ def _discard(
             .values(status="failed", failure_reason=reason, updated_at=now)
         )
     backend.digests.forget(row.upload_id)
+    backend.verified.forget(row.upload_id)
     log.info("upload %s %s: %s", row.upload_id, state, reason)
 
 

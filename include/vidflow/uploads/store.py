@@ -89,18 +89,21 @@ class MultipartStore:
             raise
         return StoredPart(number, len(data), response["ETag"])
 
-    def list_parts(self, key: str, multipart_id: str) -> dict[int, StoredPart]:
-        """Every part S3 holds for the upload (committed or not), by part number."""
-        return {number: part for number, (part, _) in self._list(key, multipart_id).items()}
+    def list_parts(self, key: str, multipart_id: str, after: int = 0) -> dict[int, StoredPart]:
+        """The parts S3 holds for the upload (committed or not) numbered above ``after``."""
+        listed = self._list(key, multipart_id, after)
+        return {number: part for number, (part, _) in listed.items()}
 
     def part_checksums(self, key: str, multipart_id: str) -> dict[int, str]:
         """The CRC32 S3 recorded per part (AWS reports it; some S3 implementations don't)."""
         listed = self._list(key, multipart_id)
         return {number: crc for number, (_, crc) in listed.items() if crc}
 
-    def _list(self, key: str, multipart_id: str) -> dict[int, tuple[StoredPart, str | None]]:
+    def _list(
+        self, key: str, multipart_id: str, after: int = 0
+    ) -> dict[int, tuple[StoredPart, str | None]]:
         parts: dict[int, tuple[StoredPart, str | None]] = {}
-        marker = 0
+        marker = after
         while True:
             try:
                 response = self.client.list_parts(
