@@ -442,7 +442,7 @@ def _rebuild(backend: UploadBackend, conn: Connection, row: _Row) -> _WriteState
         offset,
         len(valid),
         len(committed),
-        "ok" if parked_ok else "missing",
+        "none" if row.parked_key is None else ("ok" if parked_ok else "missing"),
     )
     parked_key = row.parked_key if parked_ok else None
     parked_size = row.parked_size if parked_ok else 0
