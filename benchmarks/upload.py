@@ -242,6 +242,7 @@ def run(sizes_mib: list[int], *, quick: bool, repeats: int) -> dict[str, Any]:
     boto3, ...), so a burst of load from other processes on the machine hits every method
     alike; the best attempt of each method counts, and every attempt is recorded."""
     settings = get_settings()
+    load_before = os.getloadavg()
     attempts: list[Run] = []
     best: list[Run] = []
     with (
@@ -282,6 +283,10 @@ def run(sizes_mib: list[int], *, quick: bool, repeats: int) -> dict[str, Any]:
             attempts += [r for runs in by_method.values() for r in runs]
     report = _report(best, settings, quick=quick)
     report["repeats"] = repeats
+    # Other work on the machine slows the tus path (client + service + store) more than
+    # the baseline (client + store): the load average puts the figures in context.
+    report["machine"]["load_average_before"] = [round(x, 2) for x in load_before]
+    report["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     report["attempts"] = [asdict(r) for r in attempts]
     report["summary"]["all_verified"] = all(r.verified for r in attempts)
     return report
@@ -332,7 +337,9 @@ def _markdown(report: dict[str, Any]) -> str:
         "# Upload benchmark",
         "",
         f"{report['generated_at']}, {report['machine']['cpus']} CPUs, store {report['store']}"
-        + (" (quick mode)" if report["quick"] else ""),
+        + (" (quick mode)" if report["quick"] else "")
+        + f", load average {report['machine'].get('load_average_before', ['?'])[0]} before, "
+        f"{report['machine'].get('load_average_after', ['?'])[0]} after.",
         f"Service: {report['service']['part_size_mib']:.0f} MiB parts, "
         f"{report['service']['part_concurrency']} in flight per PATCH.",
         "",
