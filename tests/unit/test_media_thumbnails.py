@@ -67,3 +67,13 @@ def test_storyboard_interval_is_whole_gops() -> None:
     assert storyboard_interval(7.0, 5.0, 2.0) == 2.0  # short video: ~10 tiles, >= one GOP
     assert storyboard_interval(1.0, 5.0, 2.0) == 2.0
     assert storyboard_interval(3600.0, 10.0, 2.5) == 10.0
+
+
+def test_candidates_are_sampled_at_keyframes_unless_asked_otherwise() -> None:
+    from vidflow.media.thumbnails import sample_args
+
+    cheap = sample_args("/src.mp4", 12.5)
+    assert cheap[cheap.index("-skip_frame") + 1] == "nokey" and "-noaccurate_seek" in cheap
+    assert cheap[cheap.index("-ss") + 1] == "12.500"
+    exact = sample_args("/src.mp4", 12.5, keyframe=False)
+    assert "-skip_frame" not in exact and "-noaccurate_seek" not in exact

@@ -1,9 +1,9 @@
 """Posters and a scrubbing storyboard.
 
 * Posters, 320x180 and 1280x720 (letterboxed to 16:9), come from a representative frame:
-  a handful of candidate instants inside the video are sampled as 64x36 greyscale, black
-  or flat frames (fades, title cards) are rejected, and the most detailed of the rest wins.
-  The first frame is never a candidate.
+  a handful of candidate instants inside the video are sampled (the keyframe at or before
+  each) as 64x36 greyscale, black or flat frames (fades, title cards) are rejected, and
+  the most detailed of the rest wins. The first frame is never a candidate.
 * The storyboard is a set of JPEG sprite sheets of 160x90 tiles (10x10 per sheet), one
   tile every ``interval`` seconds, indexed by a WebVTT file whose cues point at a tile
   with a ``#xywh=`` media fragment, the format web players use for preview thumbnails.
@@ -84,26 +84,38 @@ def _fit(stream: Any, width: int, height: int) -> Any:
     )
 
 
-def sample_args(source: str, time: float) -> list[str]:
-    stream = _square_pixels(ffmpeg.input(source, ss=f"{time:.3f}")["v:0"])
+def _seek(source: str, time: float, keyframe: bool) -> Any:
+    """The video stream of ``source`` from ``time``. With ``keyframe``, the keyframe at or
+    before ``time`` is the first frame: nothing else is decoded (a seek that must land
+    exactly decodes a whole source GOP, seconds of 1080p, per candidate)."""
+    options: dict[str, Any] = {"ss": f"{time:.3f}"}
+    if keyframe:
+        options.update(noaccurate_seek=None, skip_frame="nokey")
+    return _square_pixels(ffmpeg.input(source, **options)["v:0"])
+
+
+def sample_args(source: str, time: float, *, keyframe: bool = True) -> list[str]:
+    stream = _seek(source, time, keyframe)
     stream = stream.filter("scale", SAMPLE_W, SAMPLE_H).filter("format", "gray")
     out = stream.output("pipe:", f="rawvideo", **{"frames:v": 1})
     args: list[str] = out.global_args("-v", "error", "-nostdin").compile()
     return args
 
 
-def sample_frames(source: str, duration: float) -> list[FrameSample]:
+def sample_frames(source: str, duration: float, *, keyframe: bool = True) -> list[FrameSample]:
     samples = []
     for time in candidate_times(duration):
-        result = subprocess.run(sample_args(source, time), capture_output=True, check=False)
+        args = sample_args(source, time, keyframe=keyframe)
+        result = subprocess.run(args, capture_output=True, check=False)
         if result.returncode == 0 and result.stdout:
             samples.append(frame_sample(time, result.stdout[: SAMPLE_W * SAMPLE_H]))
     return samples
 
 
-def poster_args(source: str, time: float, outputs: Sequence[Path]) -> list[str]:
-    stream = _square_pixels(ffmpeg.input(source, ss=f"{time:.3f}")["v:0"])
-    branches = stream.split()
+def poster_args(
+    source: str, time: float, outputs: Sequence[Path], *, keyframe: bool = True
+) -> list[str]:
+    branches = _seek(source, time, keyframe).split()
     targets = [
         _fit(branches[i], w, h).output(str(path), **{"frames:v": 1, "q:v": 3})
         for i, ((w, h), path) in enumerate(zip(POSTER_SIZES, outputs, strict=True))
@@ -115,11 +127,22 @@ def poster_args(source: str, time: float, outputs: Sequence[Path]) -> list[str]:
 
 
 def make_posters(source: str, duration: float, directory: Path) -> dict[str, Path]:
-    """Write ``poster_320x180.jpg`` and ``poster_1280x720.jpg``; returns them by size name."""
-    chosen = pick_representative(sample_frames(source, duration) or [FrameSample(0, 0, 0)])
+    """Write ``poster_320x180.jpg`` and ``poster_1280x720.jpg``; returns them by size name.
+
+    Candidates are the source's keyframes near each candidate instant (cheap); only when
+    none of those is usable (sources with very rare keyframes may offer just the first,
+    black one) are exact instants decoded.
+    """
+    keyframe = True
+    samples = sample_frames(source, duration, keyframe=True)
+    if not any(s.usable for s in samples):
+        keyframe = False
+        samples = sample_frames(source, duration, keyframe=False) or samples
+    chosen = pick_representative(samples or [FrameSample(0, 0, 0)])
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"poster_{w}x{h}.jpg" for w, h in POSTER_SIZES]
-    subprocess.run(poster_args(source, chosen.time, paths), capture_output=True, check=True)
+    args = poster_args(source, chosen.time, paths, keyframe=keyframe)
+    subprocess.run(args, capture_output=True, check=True)
     return {"small": paths[0], "large": paths[1]}
 
 
