@@ -265,7 +265,8 @@ def breakdown(dag: dict[str, Any]) -> dict[str, float]:
 def decode_pass(source: Path) -> float:
     """Wall seconds of decoding the source's video once, alone: what every transcode task
     pays again (the baseline decodes once for all renditions)."""
-    args = ffmpeg.input(str(source))["v:0"].output("-", f="null").global_args("-v", "error")
+    args = ffmpeg.input(str(source))["v:0"].output("-", f="null")
+    args = args.global_args("-hide_banner", "-nostdin", "-v", "error")
     started = time.monotonic()
     subprocess.run(args.compile(), check=True)
     return round(time.monotonic() - started, 2)
