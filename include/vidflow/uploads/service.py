@@ -54,7 +54,7 @@ from vidflow.catalog.models import Upload, UploadPart, Video
 from vidflow.config import Settings
 from vidflow.outbox import enqueue, relay_once
 from vidflow.problems import Problem
-from vidflow.storage import original_key, s3_client
+from vidflow.storage import original_key
 from vidflow.uploads import locks
 from vidflow.uploads.protocol import (
     MAX_PARTS,
@@ -72,6 +72,7 @@ from vidflow.uploads.store import (
     StoredPart,
     new_parked_key,
     staging_prefix,
+    upload_s3_client,
 )
 
 log = logging.getLogger(__name__)
@@ -227,7 +228,7 @@ class UploadBackend:
     ) -> UploadBackend:
         return cls(
             settings=settings,
-            store=MultipartStore(s3_client(settings), settings.bucket_originals),
+            store=MultipartStore(upload_s3_client(settings), settings.bucket_originals),
             lock_engine=locks.lock_engine(settings, lock_pool_size),
         )
 

@@ -14,7 +14,12 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+import boto3
+from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
+
+from vidflow.config import Settings
+from vidflow.storage import s3_client
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -43,6 +48,34 @@ class StoredPart:
     number: int
     size: int
     etag: str
+
+
+def upload_s3_client(settings: Settings) -> S3Client:
+    """The platform's S3 client (:func:`vidflow.storage.s3_client`), tuned for streaming
+    parts: a connection pool for every part in flight, and no SHA-256 over each part's
+    payload. Every part carries a CRC32 that S3 verifies, which is why AWS skips payload
+    signing over HTTPS already; botocore would still hash every byte on a plain-HTTP
+    endpoint (the local one, MinIO), costing as much CPU as the upload itself."""
+    base = s3_client(settings)
+    pool = settings.upload_max_parallel_writes * settings.upload_part_concurrency + 8
+    tuned = base.meta.config.merge(
+        BotoConfig(
+            max_pool_connections=pool,
+            # Path-style as in vidflow.storage; only payload signing changes.
+            s3={"addressing_style": "path", "payload_signing_enabled": False},
+        )
+    )
+    key = settings.aws_access_key_id.get_secret_value() or None
+    secret = settings.aws_secret_access_key.get_secret_value() if key else None
+    client: S3Client = boto3.client(
+        "s3",
+        region_name=base.meta.region_name,
+        endpoint_url=base.meta.endpoint_url if settings.endpoint_url else None,
+        config=tuned,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+    )
+    return client
 
 
 def staging_prefix(upload_id: uuid.UUID) -> str:
