@@ -17,8 +17,8 @@ Unexpected task failures are retried; the last failure is recorded on the video 
 failure callback and fails the run's `report` task. Duplicate messages are harmless: a
 video already processed, or claimed by another active run, is skipped.
 
-Output: `media/videos/{video_id}/{version}/` in the media bucket; see
-`docs/video-processing.md`.
+Output: `media/videos/{video_id}/{version}/` in the media bucket; see the README,
+section "Video processing".
 """
 
 from __future__ import annotations
