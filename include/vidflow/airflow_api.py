@@ -96,9 +96,17 @@ class AirflowClient:
             time.sleep(2)
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        result = self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
-        instances: list[dict[str, Any]] = result["task_instances"]
-        return instances
+        """Every task instance of a run, mapped ones included (the API pages them)."""
+        instances: list[dict[str, Any]] = []
+        while True:
+            page = self.request(
+                "GET",
+                f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+                params={"limit": 100, "offset": len(instances)},
+            )
+            instances += page["task_instances"]
+            if not page["task_instances"] or len(instances) >= page["total_entries"]:
+                return instances
 
     def set_pool(self, name: str, slots: int, description: str) -> None:
         body = {"name": name, "slots": slots, "description": description, "include_deferred": False}
