@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.dags.isolated import parse_in_fresh_interpreter
 from vidflow.config import REPO_ROOT
 
 DAGS_DIR = REPO_ROOT / "dags"
@@ -18,28 +15,12 @@ DAGS_DIR = REPO_ROOT / "dags"
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    home = tmp_path_factory.mktemp("airflow_home")
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        # An unreachable metadata DB: parsing must not need one.
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg://nobody@127.0.0.1:9/none",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": (
-            "postgresql+psycopg_async://nobody@127.0.0.1:9/none"
-        ),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    }
-    result = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("dag_report.py")), str(DAGS_DIR)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    # An unreachable metadata DB and a fresh interpreter: parsing must need neither a DB
+    # nor modules some other test already imported.
+    script = str(Path(__file__).with_name("dag_report.py"))
+    return parse_in_fresh_interpreter(
+        [script, str(DAGS_DIR)], tmp_path_factory.mktemp("airflow_home")
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    parsed: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return parsed
 
 
 def test_every_dag_file_imports(report: dict[str, Any]) -> None:

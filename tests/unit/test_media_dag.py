@@ -7,14 +7,11 @@ network and the metadata DB out of reach, like Airflow's dag-processor would."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.dags.isolated import parse_in_fresh_interpreter
 from vidflow.config import REPO_ROOT
 
 SCRIPT = r"""
@@ -64,28 +61,11 @@ print(json.dumps(report, default=str))
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(tmp_path_factory.mktemp("airflow_home")),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg://nobody@127.0.0.1:9/none",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": (
-            "postgresql+psycopg_async://nobody@127.0.0.1:9/none"
-        ),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "VIDFLOW_AWS_ENDPOINT_URL": "http://127.0.0.1:4566",
-    }
-    env.pop("VIDFLOW_SQS_ENDPOINT_URL", None)
-    result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(REPO_ROOT / "dags")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    return parse_in_fresh_interpreter(
+        ["-c", SCRIPT, str(REPO_ROOT / "dags")],
+        tmp_path_factory.mktemp("airflow_home"),
+        {"VIDFLOW_AWS_ENDPOINT_URL": "http://127.0.0.1:4566", "VIDFLOW_SQS_ENDPOINT_URL": None},
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    parsed: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return parsed
 
 
 def test_processing_is_scheduled_by_the_sqs_watcher(report: dict[str, Any]) -> None:
@@ -146,4 +126,4 @@ def test_reconciliation_is_periodic(report: dict[str, Any]) -> None:
 
 def test_dag_files_exist() -> None:
     for name in ("video_processing.py", "video_reconciliation.py"):
-        assert (Path(REPO_ROOT) / "dags" / name).is_file()
+        assert (REPO_ROOT / "dags" / name).is_file()
