@@ -51,7 +51,7 @@ from vidflow.media.ladder import plan_audio, plan_ladder
 from vidflow.media.probe import probe_source
 from vidflow.processing import objects
 from vidflow.processing.catalog import video_state
-from vidflow.storage import original_key, s3_client, sqs_client
+from vidflow.storage import file_sha256, original_key, s3_client, sqs_client
 
 RESULTS = Path(__file__).parent / "results"
 DAG_ID = "video_processing"
@@ -144,24 +144,13 @@ def _ts(value: str | None) -> float | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if value else None
 
 
-def xcom(client: AirflowClient, run_id: str, task_id: str, map_index: int) -> Any:
-    entry = client.request(
-        "GET",
-        f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
-        f"?map_index={map_index}&deserialize=true",
-    )
-    value = entry.get("value")
-    return json.loads(value) if isinstance(value, str) else value
-
-
 def find_run(client: AirflowClient, video_id: str, since: float) -> str:
     runs = client.request("GET", f"/dags/{DAG_ID}/dagRuns?order_by=-run_after&limit=20")
     for run in runs["dag_runs"]:
         if (_ts(run.get("queued_at")) or 0) < since - 5:
             continue
-        for ti in client.task_instances(DAG_ID, run["dag_run_id"]):
-            if ti["task_id"] == "probe" and ti.get("rendered_map_index") == video_id:
-                return str(run["dag_run_id"])
+        if video_id in client.videos_of_run(run["dag_run_id"]):
+            return str(run["dag_run_id"])
     raise LookupError(f"no run processed {video_id}")
 
 
@@ -179,7 +168,8 @@ def run_dag(source: Path, settings: Settings, client: AirflowClient) -> dict[str
             "video_id": str(video_id),
             "source_key": original_key(video_id),
             "size": source.stat().st_size,
-            "sha256": None,
+            # What the upload service sends: the probe step checks the original against it.
+            "sha256": file_sha256(source),
         }
     )
     sqs = sqs_client(settings)
@@ -212,7 +202,7 @@ def run_dag(source: Path, settings: Settings, client: AirflowClient) -> dict[str
         )
     renditions = []
     for task in (t for t in tasks if t["task"] == "transcode"):
-        result = xcom(client, run_id, "transcode", task["map_index"])
+        result = client.xcom(DAG_ID, run_id, "transcode", map_index=task["map_index"])
         stats = result.get("stats", {})
         renditions.append(
             {
@@ -249,7 +239,7 @@ def breakdown(dag: dict[str, Any]) -> dict[str, float]:
     phases = {}
     previous_end = 0.0
     # The wall time ends when publish commits `processed`; report runs after that.
-    for name in ("videos_of_run", "probe", "plan_ladder", "transcode", "package", "publish"):
+    for name in ("probe", "transcode", "publish"):
         start, end = span(name)
         phases[f"wait before {name}"] = round(max(0.0, start - previous_end), 2)
         phases[name] = round(end - start, 2)

@@ -1,11 +1,13 @@
 """
 ### Video processing
 
-Turns uploaded originals into adaptive-bitrate streams: **probe** and validate the source,
-plan the **ladder** (Apple HLS authoring table, never upscaled), **transcode** one mapped
-task per rendition in the `transcode` pool (x264 capped CRF, identical closed GOPs),
-**package** CMAF segments shared by an HLS master (+ I-frame playlists) and a DASH MPD,
-make **thumbnails** and a storyboard, and **publish** in one catalog transaction.
+Turns uploaded originals into adaptive-bitrate streams: **probe** and validate every
+source of the run (and check it against the upload's SHA-256), plan its **ladder** (Apple
+HLS authoring table, never upscaled), **transcode** one mapped task per rendition in the
+`transcode` pool (x264 capped CRF, identical closed GOPs, CMAF segments), make
+**thumbnails** and a storyboard, then **publish**: write the HLS master (+ I-frame
+playlists) and the DASH MPD over the shared segments and flip the catalog in one
+transaction.
 
 **Triggers.** Messages on the processing queue (SQS `AssetWatcher`); a run takes every
 video of every message it was given. From the UI: *Trigger DAG w/ config* with
@@ -62,33 +64,29 @@ settings = get_settings()
 )
 def video_processing() -> None:
     @task
-    def videos_of_run(**context: Any) -> list[dict[str, Any]]:
-        from vidflow.orchestration.video_processing import asset_event_extras
-        from vidflow.processing.steps import collect_requests
-
-        params = context["params"]
-        return collect_requests(
-            asset_event_extras(context), video_id=params["video_id"], force=params["force"]
+    def probe(**context: Any) -> list[dict[str, Any]]:
+        """Every video of the run probed and planned; returns the renditions to encode
+        (the videos themselves go to the XCom ``jobs``)."""
+        from vidflow.orchestration.video_processing import (
+            asset_event_extras,
+            is_last_attempt,
+            run_activity_probe,
         )
+        from vidflow.processing.steps import probe_videos
 
-    @task(map_index_template="{{ task.op_kwargs['request']['video_id'] }}")
-    def probe(request: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from vidflow.orchestration.video_processing import run_activity_probe
-        from vidflow.processing.steps import probe_video
-
-        return probe_video(
-            request,
+        params, ti = context["params"], context["ti"]
+        planned = probe_videos(
+            asset_event_extras(context),
+            video_id=params["video_id"],
+            force=params["force"],
             settings=get_settings(),
             run_id=context["run_id"],
-            attempt=context["ti"].try_number,
+            attempt=ti.try_number,
+            last_attempt=is_last_attempt(context),
             is_run_active=run_activity_probe(context),
         )
-
-    @task
-    def plan_ladder(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        from vidflow.processing.steps import plan_renditions
-
-        return plan_renditions(list(jobs))
+        ti.xcom_push(key="jobs", value=planned["jobs"])
+        return planned["renditions"]
 
     @task(
         pool="transcode",
@@ -101,33 +99,35 @@ def video_processing() -> None:
 
         return transcode_rendition(rendition, settings=get_settings(), run_id=context["run_id"])
 
-    @task(map_index_template="{{ task.op_kwargs['job']['video_id'] }}")
-    def thumbnails(job: dict[str, Any]) -> dict[str, Any]:
-        from vidflow.processing.steps import make_thumbnails
+    @task
+    def thumbnails(jobs: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
+        from vidflow.orchestration.video_processing import is_last_attempt
+        from vidflow.processing.steps import thumbnails_of_run
 
-        return make_thumbnails(job, settings=get_settings())
-
-    @task(trigger_rule="all_done", map_index_template="{{ task.op_kwargs['job']['video_id'] }}")
-    def package(
-        job: dict[str, Any], transcoded: list[dict[str, Any]], **context: Any
-    ) -> dict[str, Any]:
-        from vidflow.processing.steps import package_video
-
-        return package_video(
-            job, list(transcoded), settings=get_settings(), run_id=context["run_id"]
+        return thumbnails_of_run(
+            list(jobs),
+            settings=get_settings(),
+            run_id=context["run_id"],
+            last_attempt=is_last_attempt(context),
         )
 
-    @task(
-        trigger_rule="all_done",
-        map_index_template="{{ task.op_kwargs['packaged']['video_id'] }}",
-    )
+    @task(trigger_rule="all_done")
     def publish(
-        packaged: dict[str, Any], thumbnails: list[dict[str, Any]], **context: Any
-    ) -> dict[str, Any]:
-        from vidflow.processing.steps import publish_video
+        jobs: list[dict[str, Any]],
+        transcoded: list[dict[str, Any]],
+        thumbnails: list[dict[str, Any]],
+        **context: Any,
+    ) -> list[dict[str, Any]]:
+        from vidflow.orchestration.video_processing import is_last_attempt
+        from vidflow.processing.steps import publish_videos
 
-        return publish_video(
-            packaged, list(thumbnails), settings=get_settings(), run_id=context["run_id"]
+        return publish_videos(
+            list(jobs),
+            list(transcoded),
+            list(thumbnails),
+            settings=get_settings(),
+            run_id=context["run_id"],
+            last_attempt=is_last_attempt(context),
         )
 
     @task(trigger_rule="all_done", retries=0, on_failure_callback=None)
@@ -146,11 +146,10 @@ def video_processing() -> None:
             )
         return table
 
-    jobs = probe.expand(request=videos_of_run())
-    encoded = transcode.expand(rendition=plan_ladder(jobs))
-    posters = thumbnails.expand(job=jobs)
-    packaged = package.partial(transcoded=encoded).expand(job=jobs)
-    report(publish.partial(thumbnails=posters).expand(packaged=packaged))
+    renditions = probe()
+    jobs = renditions["jobs"]
+    encoded = transcode.expand(rendition=renditions)
+    report(publish(jobs, encoded, thumbnails(jobs)))
 
 
 video_processing()

@@ -6,6 +6,7 @@ bearer token on ``/api/v2``.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -107,6 +108,28 @@ class AirflowClient:
             instances += page["task_instances"]
             if not page["task_instances"] or len(instances) >= page["total_entries"]:
                 return instances
+
+    def xcom(
+        self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1
+    ) -> Any:
+        """An XCom value of a task instance (deserialized), or None when it has none."""
+        try:
+            entry = self.request(
+                "GET",
+                f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
+                params={"map_index": map_index, "deserialize": "true"},
+            )
+        except AirflowApiError as exc:
+            if "404" in str(exc):
+                return None
+            raise
+        value = entry.get("value")
+        return json.loads(value) if isinstance(value, str) else value
+
+    def videos_of_run(self, run_id: str, dag_id: str = "video_processing") -> set[str]:
+        """Video ids a video_processing run was given (its probe step's ``jobs``)."""
+        jobs = self.xcom(dag_id, run_id, "probe", key="jobs") or []
+        return {job["video_id"] for job in jobs if isinstance(job, dict)}
 
     def set_pool(self, name: str, slots: int, description: str) -> None:
         body = {"name": name, "slots": slots, "description": description, "include_deferred": False}

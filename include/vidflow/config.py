@@ -199,13 +199,21 @@ class Settings(BaseSettings):
         6, ge=4, le=6, description="Target CMAF segment duration (keyframes on every boundary)."
     )
     x264_preset: str = Field(
-        "veryfast", description="x264 preset of every rendition (speed against compression)."
+        "medium",
+        description="x264 preset of every rendition (speed against compression); medium is "
+        "x264's own default, the usual choice for VOD where a file is encoded once and "
+        "streamed many times.",
     )
     x264_crf: int = Field(
         23, ge=0, le=51, description="x264 CRF; capped by each rung's -maxrate (bufsize 2x)."
     )
     storyboard_interval_seconds: float = Field(
         5.0, gt=0, description="Seconds between two storyboard tiles (scrubbing previews)."
+    )
+    verify_source_sha256: bool = Field(
+        True,
+        description="Check each original's SHA-256 against its queue message before "
+        "processing (one extra read of the original, concurrent with probing).",
     )
     presigned_url_seconds: int = Field(
         24 * 3600,

@@ -6,7 +6,9 @@ MinIO or AWS. Object keys are made from ids and never from user-supplied names.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -101,3 +103,24 @@ def original_key(video_id: uuid.UUID) -> str:
 def media_prefix(video_id: uuid.UUID, version: str) -> str:
     """Key prefix of one packaged version of a video in the media bucket."""
     return f"media/videos/{video_id}/{version}/"
+
+
+HASH_CHUNK = 8 * 1024 * 1024
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a local file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(HASH_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def object_sha256(s3: S3Client, bucket: str, key: str) -> str:
+    """SHA-256 (hex) of an object, streamed in chunks (memory stays flat)."""
+    digest = hashlib.sha256()
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    for chunk in iter(lambda: body.read(HASH_CHUNK), b""):
+        digest.update(chunk)
+    return digest.hexdigest()

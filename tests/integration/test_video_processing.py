@@ -17,6 +17,7 @@ service ending in a playable stream.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import subprocess
@@ -28,6 +29,7 @@ from typing import Any
 
 import httpx
 import m3u8
+import psutil
 import pytest
 from mpegdash.parser import MPEGDASHParser
 from sqlalchemy import insert, text, update
@@ -38,7 +40,7 @@ from vidflow.catalog.models import Video
 from vidflow.config import Settings
 from vidflow.processing.catalog import video_state
 from vidflow.processing.objects import iter_keys, video_prefix
-from vidflow.storage import original_key, s3_client, sqs_client
+from vidflow.storage import file_sha256, original_key, s3_client, sqs_client
 
 DAG_ID = "video_processing"
 DONE = ("processed", "failed")
@@ -165,13 +167,13 @@ def upload_source(settings: Settings, video_id: uuid.UUID, path: Path) -> int:
     return path.stat().st_size
 
 
-def queue_message(video_id: uuid.UUID, size: int) -> str:
+def queue_message(video_id: uuid.UUID, size: int, sha256: str | None = None) -> str:
     """Exactly what the upload service's outbox relay publishes."""
     payload = {
         "video_id": str(video_id),
         "source_key": original_key(video_id),
         "size": size,
-        "sha256": None,
+        "sha256": sha256,
     }
     return json.dumps(payload, sort_keys=True, separators=(",", ":"))
 
@@ -404,7 +406,8 @@ def batch(
     bodies = []
     for name, video_id in ids.items():
         create_video(stack, video_id)
-        bodies.append(queue_message(video_id, upload_source(stack, video_id, sources[name])))
+        size = upload_source(stack, video_id, sources[name])
+        bodies.append(queue_message(video_id, size, file_sha256(sources[name])))
     started = time.monotonic()
     send_messages(stack, bodies)
     as_text = {name: str(v) for name, v in ids.items()}
@@ -439,12 +442,12 @@ def test_runs_fan_out_over_several_videos_and_end_cleanly(
     for run in runs:
         if run["run_type"] != "asset_triggered":
             continue
-        instances = airflow.task_instances(DAG_ID, run["dag_run_id"])
-        videos = {ti.get("rendered_map_index") for ti in instances if ti["task_id"] == "probe"}
+        videos = airflow.videos_of_run(run["dag_run_id"])
         if videos & ours:
             carried[run["dag_run_id"]] = videos & ours
             # Invalid videos are recorded outcomes: the run itself succeeds.
             assert run["state"] == "success", run
+            instances = airflow.task_instances(DAG_ID, run["dag_run_id"])
             transcodes = [ti for ti in instances if ti["task_id"] == "transcode"]
             assert all(ti["pool"] == "transcode" for ti in transcodes)
     assert set().union(*carried.values()) == ours
@@ -487,6 +490,77 @@ def test_force_retranscode_from_params_replaces_the_version(
     run_id = airflow.trigger(DAG_ID, {"video_id": video_id, "force": False})
     assert airflow.wait_for_run(DAG_ID, run_id, timeout=300)["state"] == "success"
     assert video_state(settings=stack, video_id=video_id)["media_version"] == after["media_version"]  # type: ignore[index]
+
+
+def kill_encoders(video_id: str) -> int:
+    """SIGKILL every encoder (ffmpeg with -progress) reading this video's original, as
+    the OOM killer would."""
+    killed = 0
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if (
+            proc.info["name"] == "ffmpeg"
+            and "-progress" in cmdline
+            and f"originals/{video_id}/" in cmdline
+        ):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+                killed += 1
+    return killed
+
+
+def test_an_unexpected_transcode_failure_is_recorded_and_keeps_the_old_version(
+    stack: Settings, airflow: AirflowClient, tmp_path: Path
+) -> None:
+    shape = Shape(
+        lavfi("testsrc2=size=640x360:rate=30:duration=20"),
+        H264,
+        rungs=["360p", "234p"],
+        frame_rate=30.0,
+    )
+    source = make_source(tmp_path, "killed", shape)
+    video_id = uuid.uuid4()
+    create_video(stack, video_id)
+    upload_source(stack, video_id, source)
+    vid = str(video_id)
+    run_id = airflow.trigger(DAG_ID, {"video_id": vid, "force": False})
+    assert airflow.wait_for_run(DAG_ID, run_id, timeout=600)["state"] == "success"
+    before = video_state(settings=stack, video_id=vid)
+    assert before is not None and before["status"] == "processed"
+    old_keys = media_keys(stack, vid)
+
+    # A forced re-transcode whose encoders die on every attempt (retries included).
+    run_id = airflow.trigger(DAG_ID, {"video_id": vid, "force": True})
+    deadline = time.monotonic() + 600
+    killed = 0
+    while airflow.request("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")["state"] in (
+        "queued",
+        "running",
+    ):
+        assert time.monotonic() < deadline, "the run did not finish"
+        killed += kill_encoders(vid)
+        time.sleep(0.1)
+    run = airflow.request("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")
+    states = {
+        (ti["task_id"], ti["map_index"]): ti["state"]
+        for ti in airflow.task_instances(DAG_ID, run_id)
+    }
+    assert run["state"] == "failed", states
+    assert states[("report", -1)] == "failed"
+    transcodes = [state for (task, _), state in states.items() if task == "transcode"]
+    assert "failed" in transcodes and killed >= 3, (killed, states)
+
+    after = video_state(settings=stack, video_id=vid)
+    assert after is not None
+    # The uploader sees why; the previous version is untouched and still plays.
+    assert after["failure_reason"].startswith(
+        "Re-transcode failed; the previous version still plays. Internal error while "
+    ), after["failure_reason"]
+    assert after["status"] == "processed" and after["processing_run_id"] is None
+    for column in ("media_version", "manifest_url", "dash_url", "renditions"):
+        assert after[column] == before[column], column
+    assert set(old_keys) <= set(media_keys(stack, vid))
+    check_stream(after, source, shape)
 
 
 def test_reconciliation_reenqueues_a_stuck_video(

@@ -28,7 +28,7 @@ from vidflow.config import Settings
 from vidflow.orchestration.video_processing import on_task_failure
 from vidflow.processing import catalog, objects, steps
 from vidflow.processing.catalog import video_state
-from vidflow.storage import s3_client
+from vidflow.storage import file_sha256, s3_client
 
 TINY = Shape(
     lavfi("testsrc2=size=160x120:rate=15:duration=1") + lavfi("sine=sample_rate=48000:duration=1"),
@@ -289,3 +289,99 @@ def test_sweep_removes_orphaned_versions_only(stack: Settings, video: str) -> No
     assert orphan in removed
     keys = media_keys(stack, video)
     assert keys and all(f"/{live}/" in k for k in keys)
+
+
+def test_an_original_that_differs_from_the_upload_ends_failed(
+    stack: Settings, video: str, tiny_source: Path
+) -> None:
+    good = file_sha256(tiny_source)
+    size = tiny_source.stat().st_size
+    wrong_hash = {**request(video), "size": size, "sha256": "0" * 64}
+    job = steps.probe_video(
+        wrong_hash, settings=stack, run_id="run-h", attempt=1, is_run_active=never_active
+    )
+    assert job["status"] == steps.FAILED and "SHA-256 differs" in job["reason"]
+    state = video_state(settings=stack, video_id=video)
+    assert state is not None and state["status"] == "failed"
+    assert state["failure_reason"] == job["reason"]
+
+    other = str(uuid.uuid4())
+    create_video(stack, uuid.UUID(other))
+    upload_source(stack, uuid.UUID(other), tiny_source)
+    wrong_size = {**request(other), "size": size + 1, "sha256": good}
+    job = steps.probe_video(
+        wrong_size, settings=stack, run_id="run-h", attempt=1, is_run_active=never_active
+    )
+    assert job["status"] == steps.FAILED and f"is {size} bytes" in job["reason"]
+
+    third = str(uuid.uuid4())
+    create_video(stack, uuid.UUID(third))
+    upload_source(stack, uuid.UUID(third), tiny_source)
+    matching = {**request(third), "size": size, "sha256": good.upper()}
+    job = steps.probe_video(
+        matching, settings=stack, run_id="run-h", attempt=1, is_run_active=never_active
+    )
+    assert job["status"] == steps.READY
+
+
+def test_probe_videos_plans_every_video_of_a_run(
+    stack: Settings, video: str, tiny_source: Path
+) -> None:
+    missing = str(uuid.uuid4())
+    create_video(stack, uuid.UUID(missing))  # no original uploaded
+    extras = [
+        {"payload": {"message_batch": [{"Body": json.dumps(request(v))} for v in (video, missing)]}}
+    ]
+    planned = steps.probe_videos(
+        extras,
+        video_id=None,
+        force=False,
+        settings=stack,
+        run_id="run-m",
+        attempt=1,
+        last_attempt=False,
+        is_run_active=never_active,
+    )
+    outcomes = {job["video_id"]: job["status"] for job in planned["jobs"]}
+    assert outcomes == {video: steps.READY, missing: steps.FAILED}
+    assert [(r["video_id"], r["name"]) for r in planned["renditions"]] == [
+        (video, "120p"),
+        (video, "audio"),
+    ]
+
+
+def test_an_unexpected_error_is_retried_then_recorded_per_video(
+    stack: Settings, video: str
+) -> None:
+    other = str(uuid.uuid4())
+    create_video(stack, uuid.UUID(other))
+    for video_id in (video, other):
+        catalog.claim(
+            settings=stack,
+            video_id=video_id,
+            run_id="run-u",
+            force=False,
+            is_run_active=never_active,
+        )
+
+    def broken() -> dict[str, Any]:
+        raise ConnectionError("storage went away")
+
+    def fine() -> dict[str, Any]:
+        return {"video_id": other, "status": steps.READY}
+
+    work = {video: broken, other: fine}
+    with pytest.raises(steps.StepError, match="1 of 2 videos"):
+        steps.per_video(work, what="publishing", settings=stack, run_id="run-u", last_attempt=False)
+    assert video_state(settings=stack, video_id=video)["status"] == "processing"  # type: ignore[index]
+
+    outcomes = steps.per_video(
+        work, what="publishing", settings=stack, run_id="run-u", last_attempt=True
+    )
+    assert outcomes[other]["status"] == steps.READY
+    assert outcomes[video]["status"] == steps.ERROR
+    state = video_state(settings=stack, video_id=video)
+    assert state is not None and state["status"] == "failed"
+    assert state["failure_reason"] == (
+        "Internal error while publishing: ConnectionError: storage went away"
+    )

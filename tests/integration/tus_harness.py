@@ -31,6 +31,7 @@ from sqlalchemy import text
 from tusclient.client import TusClient
 from tusclient.uploader import Uploader
 
+from vidflow import storage
 from vidflow.catalog.db import get_engine
 from vidflow.config import REPO_ROOT, Settings
 from vidflow.storage import s3_client, sqs_client
@@ -326,11 +327,7 @@ def s3_offset(settings: Settings, upload_id: uuid.UUID) -> int:
 
 
 def object_sha256(settings: Settings, key: str) -> str:
-    body = s3_client(settings).get_object(Bucket=settings.bucket_originals, Key=key)["Body"]
-    digest = hashlib.sha256()
-    for block in iter(lambda: body.read(MiB), b""):
-        digest.update(block)
-    return digest.hexdigest()
+    return storage.object_sha256(s3_client(settings), settings.bucket_originals, key)
 
 
 def s3_leftovers(settings: Settings, upload_id: uuid.UUID) -> dict[str, list[str]]:

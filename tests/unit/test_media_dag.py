@@ -96,22 +96,19 @@ def test_processing_graph(report: dict[str, Any]) -> None:
     tasks = report["video_processing"]["tasks"]
     upstream = {name: task["upstream"] for name, task in tasks.items()}
     assert upstream == {
-        "videos_of_run": [],
-        "probe": ["videos_of_run"],
-        "plan_ladder": ["probe"],
-        "transcode": ["plan_ladder"],
+        "probe": [],
+        "transcode": ["probe"],
         "thumbnails": ["probe"],
-        "package": ["probe", "transcode"],
-        "publish": ["package", "thumbnails"],
+        "publish": ["probe", "thumbnails", "transcode"],
         "report": ["publish"],
     }
     transcode = tasks["transcode"]
     assert transcode["mapped"] and transcode["pool"] == "transcode"
     assert transcode["queue"] == "transcode"
     assert transcode["map_index_template"] == "{{ task.op_kwargs['rendition']['label'] }}"
-    for name in ("probe", "thumbnails", "package", "publish"):
-        assert tasks[name]["mapped"] and "video_id" in tasks[name]["map_index_template"]
-    for name in ("package", "publish", "report"):
+    for name in ("probe", "thumbnails", "publish"):
+        assert not tasks[name]["mapped"]
+    for name in ("publish", "report"):
         assert tasks[name]["trigger_rule"] == "all_done"
     assert tasks["report"]["retries"] == 0
     assert report["video_processing"]["max_active_runs"] >= 1

@@ -3,12 +3,20 @@ human-readable reason."""
 
 from __future__ import annotations
 
+import subprocess
 from fractions import Fraction
 from typing import Any
 
 import pytest
 
-from vidflow.media.probe import InvalidSource, ProbeResult, explain_ffprobe_error, parse_probe
+from vidflow.media.probe import (
+    InvalidSource,
+    ProbeResult,
+    ToolKilled,
+    explain_ffprobe_error,
+    parse_probe,
+    raise_if_killed,
+)
 
 TWELVE_HOURS = 12 * 3600.0
 
@@ -162,3 +170,12 @@ def test_default_streams_are_preferred() -> None:
 )
 def test_ffprobe_errors_are_explained(stderr: str, expected: str) -> None:
     assert expected in explain_ffprobe_error(stderr)
+
+
+def test_a_killed_tool_is_not_blamed_on_the_source() -> None:
+    killed = subprocess.run(["sh", "-c", "kill -KILL $$"], capture_output=True, text=True)
+    with pytest.raises(ToolKilled, match="killed by signal 9") as caught:
+        raise_if_killed(killed)
+    assert not isinstance(caught.value, InvalidSource)
+    failed = subprocess.run(["sh", "-c", "exit 1"], capture_output=True, text=True)
+    raise_if_killed(failed)  # an ordinary error exit is for the caller to explain

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -84,8 +85,23 @@ def test_failure_callback_finds_the_videos_in_task_arguments() -> None:
         "transcoded": [{"video_id": B}, None, {"video_id": A}],
         "nested": {"deeper": {"video_id": C}},
         "text": A,
+        # Task context values are lazy mappings that reject plain string keys.
+        "triggering_asset_events": StrictMapping(),
     }
     assert video_ids_of(op_kwargs) == [A, B, C]
+
+
+class StrictMapping(Mapping[object, object]):
+    """Like the task context's ``triggering_asset_events``: only asset keys allowed."""
+
+    def __getitem__(self, key: object) -> object:
+        raise TypeError(f"Key should be either an asset or an asset alias, not {type(key)}")
+
+    def __iter__(self) -> Iterator[object]:
+        raise TypeError("not iterable by key")
+
+    def __len__(self) -> int:
+        return 1
 
 
 def test_versions_are_unique_per_run_video_and_attempt() -> None:

@@ -291,7 +291,8 @@ def run_ffmpeg(
         returncode = process.wait()
         if returncode != 0:
             tail = _tail(stderr)
-            at_fault = any(marker in tail.lower() for marker in SOURCE_ERROR_MARKERS)
+            # A signal (OOM killer, a stopped worker) is never the source's fault.
+            at_fault = returncode > 0 and any(m in tail.lower() for m in SOURCE_ERROR_MARKERS)
             raise EncodeError(
                 f"{label}: ffmpeg exited with {returncode}",
                 stderr_tail=tail,

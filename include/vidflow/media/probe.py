@@ -339,6 +339,7 @@ def run_ffprobe(source: str, *, timeout: float = PROBE_TIMEOUT_SECONDS) -> dict[
         source,
     ]
     result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    raise_if_killed(result)
     if result.returncode != 0:
         raise InvalidSource(explain_ffprobe_error(result.stderr))
     data: dict[str, Any] = json.loads(result.stdout or "{}")
@@ -358,8 +359,19 @@ def _input_kwargs(source: str) -> dict[str, str]:
     return {"rw_timeout": "30000000"} if source.startswith(("http://", "https://")) else {}
 
 
+class ToolKilled(RuntimeError):
+    """ffmpeg or ffprobe died from a signal (out of memory, a stopped worker): the
+    machine's problem, not the source's, so the step is retried."""
+
+
+def raise_if_killed(result: subprocess.CompletedProcess[str]) -> None:
+    if result.returncode < 0:
+        raise ToolKilled(f"{result.args[0]} was killed by signal {-result.returncode}")
+
+
 def _decoded_frames(args: list[str], timeout: float) -> tuple[int, str]:
     result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    raise_if_killed(result)
     frames = sum(1 for line in result.stdout.splitlines() if line and not line.startswith("#"))
     return frames, result.stderr
 

@@ -126,27 +126,46 @@ def failed_tasks(context: Mapping[str, Any]) -> list[str]:
 
 
 def _video_ids(value: Any, depth: int = 0) -> Iterator[str]:
-    if depth > 4 or isinstance(value, str | bytes):
+    # Plain containers only: op_kwargs also hold the task context (lazy mappings of
+    # asset events, connections...) that must not be walked.
+    if depth > 4:
         return
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         video_id = value.get("video_id")
         if isinstance(video_id, str) and video_id:
             yield video_id
         for item in value.values():
-            if isinstance(item, Mapping | list | tuple):
-                yield from _video_ids(item, depth + 1)
-        return
-    try:
-        items = list(value)
-    except TypeError:
-        return
-    for item in items:
-        yield from _video_ids(item, depth + 1)
+            yield from _video_ids(item, depth + 1)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _video_ids(item, depth + 1)
 
 
 def video_ids_of(op_kwargs: Mapping[str, Any]) -> list[str]:
     """Video ids found in a task's (resolved) arguments."""
     return list(dict.fromkeys(_video_ids(dict(op_kwargs))))
+
+
+def is_last_attempt(context: Mapping[str, Any]) -> bool:
+    """Whether a failure of the running task would be final (no retry left)."""
+    return bool(context["ti"].try_number > (context["task"].retries or 0))
+
+
+def videos_of_run(context: Mapping[str, Any]) -> list[str]:
+    """Video ids the current run was given (queue messages and the UI Params)."""
+    from vidflow.processing.requests import requests_for_run
+
+    params = context.get("params") or {}
+    try:
+        requests = requests_for_run(
+            asset_event_extras(context),
+            video_id=params.get("video_id"),
+            force=bool(params.get("force")),
+        )
+    except Exception:
+        log.exception("could not read the videos of the run")
+        return []
+    return [request.video_id for request in requests]
 
 
 def on_task_failure(context: Mapping[str, Any]) -> None:
@@ -160,6 +179,9 @@ def on_task_failure(context: Mapping[str, Any]) -> None:
     except Exception:
         log.exception("could not read the failed task's arguments")
         return
+    if not video_ids:
+        # A task of the whole run (probe): it concerned every video the run was given.
+        video_ids = videos_of_run(context)
     if not video_ids:
         log.error("%s failed and names no video; reconciliation will re-enqueue", task.task_id)
         return

@@ -2,16 +2,22 @@
 
 Each step takes and returns small dicts (Airflow XComs) and is safe to retry:
 
-1. :func:`probe_video` claims a video, probes the original through a presigned URL and
-   plans its ladder; an invalid source ends here as ``failed`` with a reason.
-2. :func:`plan_renditions` flattens every video's ladder (plus its audio) into one list,
-   the biggest encodes first, so one mapped task per rendition can fan out.
-3. :func:`transcode_rendition` encodes one rendition, cuts its CMAF segments, writes its
+1. :func:`probe_videos` claims every video of the run, probes each original through a
+   presigned URL (checking its SHA-256 against the message's) and plans its ladder; an
+   invalid source ends here as ``failed`` with a reason. :func:`plan_renditions`
+   flattens every video's ladder (plus its audio) into one list, the biggest encodes
+   first, so one mapped task per rendition can fan out.
+2. :func:`transcode_rendition` encodes one rendition, cuts its CMAF segments, writes its
    playlists and uploads them to the version prefix (a staging area nobody reads yet).
-4. :func:`make_thumbnails` writes posters and the storyboard next to them.
-5. :func:`package_video` writes the HLS master playlist and the DASH MPD.
-6. :func:`publish_video` flips the catalog in one transaction, then deletes the previous
-   version's objects (or this run's, when another run took the video over).
+3. :func:`make_thumbnails` writes posters next to them (the storyboard comes from the
+   smallest rendition's transcode).
+4. :func:`package_and_publish`: :func:`package_video` writes the HLS master playlist
+   and the DASH MPD, then :func:`publish_video` flips the catalog in one transaction and
+   deletes the previous version's objects (or this run's, when another run took the
+   video over).
+
+The first and last steps are one task each: every task boundary costs about a second of
+scheduling on the critical path (see the transcode benchmark).
 
 Failures that are the source's fault become ``failed`` rows with a reason and the run
 goes on; anything else raises, is retried by Airflow, and if it keeps failing the DAG's
@@ -25,7 +31,9 @@ import logging
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +43,7 @@ from vidflow.media.ladder import AUDIO_CODECS_TAG, AudioPlan, LadderRung, plan_a
 from vidflow.media.probe import InvalidSource, ProbeResult, probe_source
 from vidflow.processing import catalog, objects
 from vidflow.processing.requests import VideoRequest, requests_for_run
-from vidflow.storage import original_key, s3_client
+from vidflow.storage import object_sha256, original_key, s3_client
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +51,8 @@ Report = Callable[[str], None]
 
 READY, SKIPPED, FAILED, ERROR, PUBLISHED = "ready", "skipped", "failed", "error", "published"
 AUDIO = "audio"
+#: Videos probed at once in one run (ffprobe waits on storage more than on the CPU).
+PROBE_WORKERS = 4
 
 
 def collect_requests(
@@ -79,6 +89,20 @@ def probe_video(
 ) -> dict[str, Any]:
     """Claim, probe and validate a video, and plan its ladder."""
     req = VideoRequest.from_dict(request)
+    skipped = claim_video(req, settings=settings, run_id=run_id, is_run_active=is_run_active)
+    if skipped is not None:
+        return skipped
+    return probe_claimed(req, settings=settings, run_id=run_id, attempt=attempt)
+
+
+def claim_video(
+    req: VideoRequest,
+    *,
+    settings: Settings,
+    run_id: str,
+    is_run_active: Callable[[str], bool],
+) -> dict[str, Any] | None:
+    """Claim a video for this run: None when claimed, else the ``skipped`` outcome."""
     claimed = catalog.claim(
         settings=settings,
         video_id=req.video_id,
@@ -86,10 +110,32 @@ def probe_video(
         force=req.force,
         is_run_active=is_run_active,
     )
-    if not claimed.claimed:
-        log.info("skipping video %s: %s", req.video_id, claimed.skipped_because)
-        return _outcome(req.video_id, SKIPPED, claimed.skipped_because)
+    if claimed.claimed:
+        return None
+    log.info("skipping video %s: %s", req.video_id, claimed.skipped_because)
+    return _outcome(req.video_id, SKIPPED, claimed.skipped_because)
 
+
+def _check_original(req: VideoRequest, size: int, digest: Future[str] | None) -> None:
+    """The stored original is the file that was uploaded (size and SHA-256 of the message)."""
+    if req.size is not None and req.size != size:
+        raise InvalidSource(
+            f"The stored original is {size} bytes but the upload finished with {req.size}; "
+            "please upload the video again."
+        )
+    if digest is not None and req.sha256 and digest.result().lower() != req.sha256.lower():
+        raise InvalidSource(
+            "The stored original does not match the uploaded file (SHA-256 differs); "
+            "please upload the video again."
+        )
+
+
+def probe_claimed(
+    req: VideoRequest, *, settings: Settings, run_id: str, attempt: int
+) -> dict[str, Any]:
+    """Probe and validate a claimed video and plan its ladder; an invalid source is
+    marked ``failed`` with a reason. The original's SHA-256 is checked against the
+    message's (when it has one) while ffprobe reads it."""
     s3 = s3_client(settings)
     size = objects.source_size(s3, settings.bucket_originals, req.source_key)
     try:
@@ -98,7 +144,14 @@ def probe_video(
         url = objects.presigned_get(
             s3, settings.bucket_originals, req.source_key, settings.presigned_url_seconds
         )
-        probe = probe_source(url, size=size, max_duration=settings.max_source_duration_seconds)
+        with ThreadPoolExecutor(1, thread_name_prefix="sha256") as hasher:
+            digest = (
+                hasher.submit(object_sha256, s3, settings.bucket_originals, req.source_key)
+                if req.sha256 and settings.verify_source_sha256
+                else None
+            )
+            probe = probe_source(url, size=size, max_duration=settings.max_source_duration_seconds)
+            _check_original(req, size, digest)
     except InvalidSource as invalid:
         log.warning("video %s is invalid: %s", req.video_id, invalid.reason)
         catalog.mark_failed(
@@ -127,6 +180,105 @@ def probe_video(
         rungs=[r.to_dict() for r in rungs],
         audio=audio.to_dict() if audio else None,
     )
+
+
+def probe_videos(
+    event_extras: Iterable[Mapping[str, Any]],
+    *,
+    video_id: str | None,
+    force: bool,
+    settings: Settings,
+    run_id: str,
+    attempt: int,
+    last_attempt: bool,
+    is_run_active: Callable[[str], bool],
+    workers: int = PROBE_WORKERS,
+) -> dict[str, list[dict[str, Any]]]:
+    """The first step of a run: every video it was given, claimed, probed and planned.
+
+    Returns ``jobs`` (one outcome per video: ready, skipped or failed) and
+    ``renditions`` (the work items of the mapped transcode task, biggest first).
+
+    Claims go one at a time, because they ask Airflow about other runs through the
+    task's own channel; probes run concurrently (they wait on storage and ffprobe). An
+    unexpected error probing one video fails the task, so Airflow retries the whole
+    step (claims of this run are idempotent, nothing is written yet); on the last
+    attempt the video is recorded as failed instead and the others go on.
+    """
+    requests = [
+        VideoRequest.from_dict(r)
+        for r in collect_requests(event_extras, video_id=video_id, force=force)
+    ]
+    jobs: dict[str, dict[str, Any]] = {}
+    claimed: list[VideoRequest] = []
+    for req in requests:
+        skipped = claim_video(req, settings=settings, run_id=run_id, is_run_active=is_run_active)
+        if skipped is None:
+            claimed.append(req)
+        else:
+            jobs[req.video_id] = skipped
+    jobs.update(
+        per_video(
+            {
+                req.video_id: partial(
+                    probe_claimed, req, settings=settings, run_id=run_id, attempt=attempt
+                )
+                for req in claimed
+            },
+            what="probing the original",
+            settings=settings,
+            run_id=run_id,
+            last_attempt=last_attempt,
+            workers=workers,
+        )
+    )
+    ordered = [jobs[req.video_id] for req in requests if req.video_id in jobs]
+    return {"jobs": ordered, "renditions": plan_renditions(ordered)}
+
+
+class StepError(RuntimeError):
+    """A step failed for some videos for reasons other than their sources (storage,
+    database, a crashed tool); Airflow retries the step."""
+
+
+def per_video(
+    work: Mapping[str, Callable[[], dict[str, Any]]],
+    *,
+    what: str,
+    settings: Settings,
+    run_id: str,
+    last_attempt: bool,
+    workers: int = 1,
+) -> dict[str, dict[str, Any]]:
+    """Run one piece of work per video (``workers`` at a time) and return the outcomes.
+
+    An unexpected error for any video fails the step, so Airflow retries it whole (every
+    step is idempotent); on the last attempt the video is recorded as failed instead,
+    with the error as its reason, and the other videos go on.
+    """
+    outcomes: dict[str, dict[str, Any]] = {}
+    errors: dict[str, Exception] = {}
+    with ThreadPoolExecutor(max(1, min(workers, len(work)))) as pool:
+        futures = {video_id: pool.submit(job) for video_id, job in work.items()}
+        for video_id, future in futures.items():
+            try:
+                outcomes[video_id] = future.result()
+            except Exception as exc:
+                log.error("%s failed for video %s", what, video_id, exc_info=exc)
+                errors[video_id] = exc
+    if errors and not last_attempt:
+        raise StepError(
+            f"{what} failed unexpectedly for {len(errors)} of {len(work)} videos "
+            f"({', '.join(errors)}); the step will be retried"
+        )
+    for video_id, error in errors.items():
+        record_unexpected_failure(
+            settings=settings, video_ids=[video_id], run_id=run_id, what=what, error=error
+        )
+        outcomes[video_id] = _outcome(
+            video_id, ERROR, f"Internal error while {what}: {type(error).__name__}: {error}"
+        )
+    return outcomes
 
 
 def plan_renditions(jobs: Sequence[Mapping[str, Any] | None]) -> list[dict[str, Any]]:
@@ -329,6 +481,25 @@ def make_thumbnails(job: Mapping[str, Any] | None, *, settings: Settings) -> dic
     return _outcome(video_id, READY, thumbnail_urls=urls)
 
 
+def thumbnails_of_run(
+    jobs: Iterable[Mapping[str, Any] | None],
+    *,
+    settings: Settings,
+    run_id: str,
+    last_attempt: bool,
+) -> list[dict[str, Any]]:
+    """Posters of every ready video of the run."""
+    ready = [job for job in jobs if job and job.get("status") == READY]
+    outcomes = per_video(
+        {job["video_id"]: partial(make_thumbnails, job, settings=settings) for job in ready},
+        what="making the thumbnails",
+        settings=settings,
+        run_id=run_id,
+        last_attempt=last_attempt,
+    )
+    return list(outcomes.values())
+
+
 def _results_of(
     video_id: str, results: Iterable[Mapping[str, Any] | None]
 ) -> list[Mapping[str, Any]]:
@@ -390,6 +561,46 @@ def package_video(
         videos=[v.to_dict() for v in videos],
         audio=audio.to_dict() if audio else None,
     )
+
+
+def package_and_publish(
+    job: Mapping[str, Any] | None,
+    transcoded: Iterable[Mapping[str, Any] | None],
+    thumbnail_results: Iterable[Mapping[str, Any] | None],
+    *,
+    settings: Settings,
+    run_id: str,
+) -> dict[str, Any]:
+    """The last step of a video: write its manifests, then publish it."""
+    packaged = package_video(job, transcoded, settings=settings, run_id=run_id)
+    return publish_video(packaged, thumbnail_results, settings=settings, run_id=run_id)
+
+
+def publish_videos(
+    jobs: Iterable[Mapping[str, Any] | None],
+    transcoded: Iterable[Mapping[str, Any] | None],
+    thumbnail_results: Iterable[Mapping[str, Any] | None],
+    *,
+    settings: Settings,
+    run_id: str,
+    last_attempt: bool,
+) -> list[dict[str, Any]]:
+    """Package and publish every video of the run; one outcome per video."""
+    listed = [job for job in jobs if job]
+    results, thumbs = list(transcoded), list(thumbnail_results)
+    outcomes = per_video(
+        {
+            job["video_id"]: partial(
+                package_and_publish, job, results, thumbs, settings=settings, run_id=run_id
+            )
+            for job in listed
+        },
+        what="publishing",
+        settings=settings,
+        run_id=run_id,
+        last_attempt=last_attempt,
+    )
+    return list(outcomes.values())
 
 
 def rendition_rows(
