@@ -199,10 +199,10 @@ class Settings(BaseSettings):
         6, ge=4, le=6, description="Target CMAF segment duration (keyframes on every boundary)."
     )
     x264_preset: str = Field(
-        "medium",
-        description="x264 preset of every rendition (speed against compression); medium is "
-        "x264's own default, the usual choice for VOD where a file is encoded once and "
-        "streamed many times.",
+        "veryfast",
+        description="x264 preset of every rendition (speed against compression). veryfast "
+        "keeps processing near realtime on small machines; medium (x264's default) costs "
+        "about 2x the CPU for ~1 dB SSIM at equal CRF.",
     )
     x264_crf: int = Field(
         23, ge=0, le=51, description="x264 CRF; capped by each rung's -maxrate (bufsize 2x)."

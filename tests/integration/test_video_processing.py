@@ -57,6 +57,8 @@ class Shape:
     frame_rate: float = 30.0
     audio: bool = False
     aspect: float | None = None
+    #: An HDR (PQ) source: the renditions must be tone-mapped to SDR.
+    hdr: bool = False
 
 
 def lavfi(source: str) -> list[str]:
@@ -107,7 +109,7 @@ VALID: dict[str, Shape] = {
         rungs=["240p"],
         audio=True,
     ),
-    "hevc_10bit": Shape(
+    "hevc_10bit_hdr10": Shape(
         lavfi("testsrc2=size=320x240:rate=30:duration=4"),
         [
             "-c:v",
@@ -117,9 +119,16 @@ VALID: dict[str, Shape] = {
             "-pix_fmt",
             "yuv420p10le",
             "-x265-params",
-            "log-level=error",
+            "log-level=error:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc",
+            "-color_primaries",
+            "bt2020",
+            "-color_trc",
+            "smpte2084",
+            "-colorspace",
+            "bt2020nc",
         ],
         rungs=["240p"],
+        hdr=True,
     ),
 }
 
@@ -253,6 +262,19 @@ def keyframe_times(url: str) -> list[float]:
     return [round(float(f["pts_time"]), 3) for f in frames]
 
 
+def mean_luma(target: str, at: float) -> float:
+    """Mean luma (0-255) of the frame at ``at`` seconds, shrunk to 64x36."""
+    shrink = ["-vf", "scale=64:36,format=gray", "-f", "rawvideo", "-"]
+    pixels = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", target, "-ss", f"{at:.2f}", "-frames:v", "1", *shrink],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    assert pixels, f"no frame at {at}s in {target}"
+    return sum(pixels) / len(pixels)
+
+
 def decoded_frames(url: str) -> int:
     result = subprocess.run(
         ["ffmpeg", "-v", "error", "-i", url, "-map", "0:v:0", "-f", "framecrc", "-"],
@@ -335,6 +357,18 @@ def check_stream(state: dict[str, Any], source: Path, shape: Shape) -> None:
         # Decodes to the end.
         expected_frames = duration * shape.frame_rate
         assert abs(decoded_frames(rendition.url) - expected_frames) <= 2
+        # SDR BT.709, and says so.
+        (stream,) = ffprobe_json(rendition.url, "-select_streams", "v:0", "-show_streams")[
+            "streams"
+        ]
+        assert (stream["color_transfer"], stream["color_primaries"]) == ("bt709", "bt709")
+        if shape.hdr:
+            # Tone-mapped: far from the PQ code values read naively as SDR.
+            naive, mapped = (
+                mean_luma(str(source), duration / 2),
+                mean_luma(rendition.url, duration / 2),
+            )
+            assert abs(naive - mapped) > 20, (naive, mapped)
 
     assert sorted(r.name for r in renditions) == sorted(shape.rungs)
     assert [r["name"] for r in state["renditions"]] == shape.rungs

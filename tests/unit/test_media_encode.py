@@ -111,6 +111,28 @@ def test_video_command_is_capped_crf_with_forced_aligned_idr_frames() -> None:
     assert option(args, "-progress") == "pipe:1"
     assert int(option(args, "-g")) > 2 * 29.97  # x264's own keyint never fires first
     assert option(args, "-map_metadata") == "-1"
+    assert "tonemap" not in option(args, "-filter_complex")
+    for flag in ("-color_primaries", "-color_trc", "-colorspace"):
+        assert option(args, flag) == "bt709"
+
+
+def test_hdr_rungs_are_tone_mapped_after_scaling() -> None:
+    rung = LadderRung("360p", 640, 360, Fraction(30), 365_000, tone_map_from="smpte2084")
+    args = video_encode_args(
+        "/tmp/in.mp4",
+        rung,
+        Path("/tmp/out.mp4"),
+        video_index=0,
+        segment_seconds=6,
+        preset="veryfast",
+        crf=23,
+    )
+    graph = option(args, "-filter_complex")
+    assert "zscale=npl=100:t=linear:tin=smpte2084" in graph
+    assert graph.index("scale=640:360") < graph.index("tonemap=desat=0:tonemap=hable")
+    assert graph.index("tonemap") < graph.index("zscale=m=bt709:r=tv:t=bt709")
+    assert graph.index("zscale=m=bt709") < graph.index("format=yuv420p")
+    assert LadderRung.from_dict(rung.to_dict()) == rung
 
 
 def test_audio_command_encodes_or_copies() -> None:

@@ -3,6 +3,7 @@ non-square pixels, frame-rate normalisation and the audio plan."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 
 import pytest
@@ -208,3 +209,14 @@ def test_audio_plan() -> None:
 def test_rungs_round_trip_through_json() -> None:
     for rung in plan_ladder(source(1920, 1080, fps=Fraction(30000, 1001))):
         assert LadderRung.from_dict(rung.to_dict()) == rung
+
+
+def test_hdr_sources_are_tone_mapped_on_every_rung() -> None:
+    hdr = source(1920, 1080)
+    hdr = replace(hdr, video=replace(hdr.video, color_transfer="arib-std-b67"))
+    assert hdr.video.is_hdr
+    assert {r.tone_map_from for r in plan_ladder(hdr)} == {"arib-std-b67"}
+    sdr = source(1920, 1080)
+    assert not sdr.video.is_hdr
+    assert {r.tone_map_from for r in plan_ladder(sdr)} == {None}
+    assert ProbeResult.from_dict(hdr.to_dict()) == hdr

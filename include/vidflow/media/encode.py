@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 #: Target GOP length; the real one divides the segment length evenly (see gop_seconds).
 TARGET_GOP_SECONDS: Final = 2.0
 
+#: Nominal peak of SDR white when HDR is linearised (nits).
+HDR_NOMINAL_PEAK_NITS: Final = 100
+
 VIDEO_MOVFLAGS: Final = "+frag_keyframe+empty_moov+default_base_moof+cmaf+skip_trailer"
 
 #: ffmpeg stderr phrases that blame the source rather than the machine.
@@ -74,14 +77,26 @@ def _input(source: str) -> Any:
 
 
 def scale_for(stream: Any, rung: LadderRung) -> Any:
-    """The filter chain of a rung: constant frame rate, size, square pixels, 8-bit 4:2:0."""
+    """The filter chain of a rung: constant frame rate, size, square pixels, 8-bit 4:2:0
+    (HDR tone-mapped to SDR BT.709 after scaling, where it costs the fewest pixels)."""
+    # start_time=0 pins the first frame to t=0 on ffmpeg's input timeline (the same
+    # zero the audio uses), padding or trimming a few frames at the start.
+    chain = stream.filter("fps", fps=str(rung.frame_rate), start_time=0).filter(
+        "scale", rung.width, rung.height, flags="bicubic"
+    )
+    if rung.tone_map_from:
+        chain = tone_map(chain, rung.tone_map_from)
+    return chain.filter("setsar", "1").filter("format", "yuv420p")
+
+
+def tone_map(stream: Any, transfer: str) -> Any:
+    """HDR (PQ or HLG, BT.2020) to SDR BT.709: linear light, Hable curve, BT.709."""
     return (
-        # start_time=0 pins the first frame to t=0 on ffmpeg's input timeline (the same
-        # zero the audio uses), padding or trimming a few frames at the start.
-        stream.filter("fps", fps=str(rung.frame_rate), start_time=0)
-        .filter("scale", rung.width, rung.height, flags="bicubic")
-        .filter("setsar", "1")
-        .filter("format", "yuv420p")
+        stream.filter("zscale", t="linear", npl=HDR_NOMINAL_PEAK_NITS, tin=transfer)
+        .filter("format", "gbrpf32le")
+        .filter("zscale", p="bt709")
+        .filter("tonemap", tonemap="hable", desat=0)
+        .filter("zscale", t="bt709", m="bt709", r="tv")
     )
 
 
@@ -107,6 +122,10 @@ def x264_options(
         "flags": "+cgop",
         "x264-params": "scenecut=0:open-gop=0",
         "fps_mode": "cfr",
+        # Every rendition is SDR BT.709 (HDR sources are tone-mapped): say so.
+        "color_primaries": "bt709",
+        "color_trc": "bt709",
+        "colorspace": "bt709",
     }
 
 

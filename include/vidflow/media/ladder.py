@@ -22,6 +22,8 @@ Rules:
 * Frame rate: a constant rate up to 60 fps is kept; above 60 it is divided by the smallest
   integer that brings it to <= 60 (120 -> 60, 100 -> 50). Variable frame rate is made
   constant at the nearest common rate.
+* HDR (PQ or HLG transfer): every rung is tone-mapped to SDR BT.709 (Hable curve), since
+  the ladder is 8-bit H.264 that SDR screens show as is.
 * Audio: AAC-LC stereo 128 kbps 48 kHz. A source track that already is AAC-LC, stereo,
   48 kHz and at most ~128 kbps is copied. No audio track in, no audio track out.
 """
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any, Final
 
@@ -88,6 +90,8 @@ class LadderRung:
     frame_rate: Fraction
     #: -maxrate, bits per second.
     max_bitrate: int
+    #: The source's HDR transfer (PQ or HLG) to tone-map to SDR BT.709; None for SDR.
+    tone_map_from: str | None = None
 
     @property
     def buffer_size(self) -> int:
@@ -101,6 +105,7 @@ class LadderRung:
             "height": self.height,
             "frame_rate": str(self.frame_rate),
             "max_bitrate": self.max_bitrate,
+            "tone_map_from": self.tone_map_from,
         }
 
     @classmethod
@@ -111,6 +116,7 @@ class LadderRung:
             height=int(data["height"]),
             frame_rate=Fraction(data["frame_rate"]),
             max_bitrate=int(data["max_bitrate"]),
+            tone_map_from=data.get("tone_map_from"),
         )
 
 
@@ -215,6 +221,8 @@ def plan_ladder(source: ProbeResult) -> list[LadderRung]:
             max_bitrate=top.max_bitrate,
         )
     )
+    if video.is_hdr:
+        rungs = [replace(rung, tone_map_from=video.color_transfer) for rung in rungs]
     return sorted(rungs, key=lambda rung: rung.width * rung.height, reverse=True)
 
 

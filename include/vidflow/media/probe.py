@@ -35,6 +35,8 @@ STILL_IMAGE_CODECS: Final = frozenset(
 #: Relative gap between the nominal and the average frame rate above which a stream is
 #: treated as variable frame rate.
 VFR_TOLERANCE: Final = 0.01
+#: Transfer functions of HDR video (PQ and HLG), tone-mapped to SDR when encoding.
+HDR_TRANSFERS: Final = frozenset({"smpte2084", "arib-std-b67"})
 
 PROBE_TIMEOUT_SECONDS: Final = 120
 DECODE_CHECK_SECONDS: Final = 2.0
@@ -110,6 +112,12 @@ class VideoStream:
     frame_rate: Fraction
     #: Frames divided by duration.
     average_frame_rate: Fraction
+    #: ffprobe's color_transfer (``smpte2084`` is HDR10/PQ, ``arib-std-b67`` HLG).
+    color_transfer: str | None = None
+
+    @property
+    def is_hdr(self) -> bool:
+        return self.color_transfer in HDR_TRANSFERS
 
     @property
     def display_width(self) -> float:
@@ -256,6 +264,7 @@ def parse_probe(data: Mapping[str, Any], *, size: int, max_duration: float) -> P
         rotation=_rotation(chosen),
         frame_rate=nominal or average or Fraction(30),
         average_frame_rate=average or nominal or Fraction(30),
+        color_transfer=chosen.get("color_transfer"),
     )
 
     long_side = max(video.display_width, video.display_height)
