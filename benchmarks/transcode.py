@@ -250,6 +250,12 @@ def run_dag(source: Path, settings: Settings, client: AirflowClient) -> dict[str
     for task in (t for t in tasks if t["task"] == "transcode"):
         result = client.xcom(DAG_ID, run_id, "transcode", map_index=task["map_index"])
         stats = result.get("stats", {})
+        if result.get("name") != "audio" and stats.get("preset") != settings.x264_preset:
+            raise RuntimeError(
+                f"the stack encoded with x264 preset {stats.get('preset')!r}, this benchmark's "
+                f"baseline with {settings.x264_preset!r}: start both with the same "
+                "VIDFLOW_X264_PRESET (make up, then make bench)"
+            )
         renditions.append(
             {
                 "name": result.get("name"),
@@ -447,9 +453,13 @@ def main() -> None:
         "decode_pass_seconds": decode,
         "probe": probe,
     }
-    (RESULTS / "transcode.json").write_text(json.dumps(result, indent=2) + "\n")
+    # A run at another preset than the default (VIDFLOW_X264_PRESET, for the stack and
+    # this script alike) keeps its own files: transcode-medium.json, ...
+    default = Settings.model_fields["x264_preset"].default
+    name = "transcode" if settings.x264_preset == default else f"transcode-{settings.x264_preset}"
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     summary = summary_markdown(result)
-    (RESULTS / "transcode.md").write_text(summary)
+    (RESULTS / f"{name}.md").write_text(summary)
     print(summary)
 
 

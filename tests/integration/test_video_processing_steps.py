@@ -47,6 +47,17 @@ def always_active(run_id: str) -> bool:
     return True
 
 
+def claim(settings: Settings, video_id: str, run_id: str) -> catalog.Claim:
+    """Claim a video for ``run_id`` as a run's first step does (no other run active)."""
+    return catalog.claim(
+        settings=settings,
+        video_id=video_id,
+        run_id=run_id,
+        force=False,
+        is_run_active=never_active,
+    )
+
+
 @pytest.fixture(scope="module")
 def tiny_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_source(tmp_path_factory.mktemp("tiny"), "tiny", TINY)
@@ -87,18 +98,14 @@ def run_pipeline(
 
 
 def test_a_duplicate_while_another_run_is_active_is_skipped(stack: Settings, video: str) -> None:
-    first = catalog.claim(
-        settings=stack, video_id=video, run_id="run-a", force=False, is_run_active=never_active
-    )
+    first = claim(stack, video, "run-a")
     assert first.claimed
     duplicate = catalog.claim(
         settings=stack, video_id=video, run_id="run-b", force=False, is_run_active=always_active
     )
     assert not duplicate.claimed and "run-a" in (duplicate.skipped_because or "")
     # Once run-a is gone (crashed), the same message takes the video over.
-    takeover = catalog.claim(
-        settings=stack, video_id=video, run_id="run-b", force=False, is_run_active=never_active
-    )
+    takeover = claim(stack, video, "run-b")
     assert takeover.claimed
     assert video_state(settings=stack, video_id=video)["processing_run_id"] == "run-b"  # type: ignore[index]
 
@@ -182,9 +189,7 @@ def test_a_retried_transcode_leaves_no_leftovers(stack: Settings, video: str) ->
 
 
 def test_failure_callback_records_the_reason(stack: Settings, video: str) -> None:
-    catalog.claim(
-        settings=stack, video_id=video, run_id="run-f", force=False, is_run_active=never_active
-    )
+    claim(stack, video, "run-f")
     context = {
         "task": SimpleNamespace(
             task_id="transcode", op_kwargs={"rendition": {"video_id": video, "name": "720p"}}
@@ -228,13 +233,7 @@ def _age(settings: Settings, video_id: str, minutes: int) -> None:
 
 def test_reconcile_reenqueues_then_gives_up(stack: Settings, video: str) -> None:
     settings = stack.model_copy(update={"max_reenqueues": 1})
-    catalog.claim(
-        settings=settings,
-        video_id=video,
-        run_id="run-dead",
-        force=False,
-        is_run_active=never_active,
-    )
+    claim(settings, video, "run-dead")
     _age(settings, video, settings.stuck_processing_minutes + 1)
     sent: list[dict[str, Any]] = []
 
@@ -356,13 +355,7 @@ def test_an_unexpected_error_is_retried_then_recorded_per_video(
     other = str(uuid.uuid4())
     create_video(stack, uuid.UUID(other))
     for video_id in (video, other):
-        catalog.claim(
-            settings=stack,
-            video_id=video_id,
-            run_id="run-u",
-            force=False,
-            is_run_active=never_active,
-        )
+        claim(stack, video_id, "run-u")
 
     def broken() -> dict[str, Any]:
         raise ConnectionError("storage went away")

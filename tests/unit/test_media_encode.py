@@ -82,10 +82,9 @@ def option(args: list[str], name: str) -> str:
     return args[args.index(name) + 1]
 
 
-def test_video_command_is_capped_crf_with_forced_aligned_idr_frames() -> None:
-    rung = LadderRung("720p", 1280, 720, Fraction(30000, 1001), 4_500_000)
-    args = video_encode_args(
-        "https://s3.example/originals/x/source?X-Amz-Signature=abc def",
+def encode_args(source: str, rung: LadderRung) -> list[str]:
+    return video_encode_args(
+        source,
         rung,
         Path("/tmp/out.mp4"),
         video_index=0,
@@ -93,6 +92,11 @@ def test_video_command_is_capped_crf_with_forced_aligned_idr_frames() -> None:
         preset="veryfast",
         crf=23,
     )
+
+
+def test_video_command_is_capped_crf_with_forced_aligned_idr_frames() -> None:
+    rung = LadderRung("720p", 1280, 720, Fraction(30000, 1001), 4_500_000)
+    args = encode_args("https://s3.example/originals/x/source?X-Amz-Signature=abc def", rung)
     assert args[0] == "ffmpeg"
     # The URL is one argument, untouched: no shell, no quoting.
     assert "https://s3.example/originals/x/source?X-Amz-Signature=abc def" in args
@@ -118,15 +122,7 @@ def test_video_command_is_capped_crf_with_forced_aligned_idr_frames() -> None:
 
 def test_hdr_rungs_are_tone_mapped_after_scaling() -> None:
     rung = LadderRung("360p", 640, 360, Fraction(30), 365_000, tone_map_from="smpte2084")
-    args = video_encode_args(
-        "/tmp/in.mp4",
-        rung,
-        Path("/tmp/out.mp4"),
-        video_index=0,
-        segment_seconds=6,
-        preset="veryfast",
-        crf=23,
-    )
+    args = encode_args("/tmp/in.mp4", rung)
     graph = option(args, "-filter_complex")
     assert "zscale=npl=100:t=linear:tin=smpte2084" in graph
     assert graph.index("scale=640:360") < graph.index("tonemap=desat=0:tonemap=hable")

@@ -439,6 +439,7 @@ def transcode_rendition(
         summary=summary.to_dict(),
         storyboard_url=storyboard_url,
         stats={
+            "preset": settings.x264_preset if rendition["kind"] != AUDIO else None,
             "wall_seconds": round(stats.wall_seconds, 3),
             "realtime_factor": round(stats.realtime_factor, 3),
             "fps": round(stats.fps, 2) if stats.fps else None,
