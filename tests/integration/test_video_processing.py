@@ -312,6 +312,31 @@ def load_rendition(base: str, uri: str) -> Rendition:
     return Rendition(uri.split("/")[0], url, playlist, sizes)
 
 
+def check_iframe_playlist(url: str) -> int:
+    """Decode every I-frame of an I-frame playlist alone (init segment + its byte range,
+    as a trick-play player fetches it); returns how many there are."""
+    playlist = m3u8.loads(httpx.get(url).raise_for_status().text)
+    assert playlist.is_i_frames_only and playlist.segment_map
+    folder = url.rsplit("/", 1)[0]
+    init = fetch(f"{folder}/{playlist.segment_map[0].uri}")
+    for segment in playlist.segments:
+        length, offset = (int(n) for n in segment.byterange.split("@"))
+        headers = {"Range": f"bytes={offset}-{offset + length - 1}"}
+        response = httpx.get(f"{folder}/{segment.uri}", headers=headers, timeout=30)
+        chunk = response.raise_for_status().content
+        assert len(chunk) == length and chunk[4:8] == b"moof", (segment.uri, offset)
+        one_frame = ["-frames:v", "1", "-f", "framecrc", "-"]
+        decoded = subprocess.run(
+            ["ffmpeg", "-v", "quiet", "-f", "mp4", "-i", "pipe:", *one_frame],
+            input=init + chunk,
+            capture_output=True,
+            timeout=60,
+        )
+        lines = [ln for ln in decoded.stdout.splitlines() if ln and not ln.startswith(b"#")]
+        assert len(lines) == 1, (segment.uri, offset, decoded.returncode)
+    return len(playlist.segments)
+
+
 def check_stream(state: dict[str, Any], source: Path, shape: Shape) -> None:
     """Everything the issue asks of a processed video, verified over HTTP."""
     assert state["status"] == "processed", state
@@ -387,10 +412,14 @@ def check_stream(state: dict[str, Any], source: Path, shape: Shape) -> None:
                 reference,
             )
 
-    # I-frame playlists exist for every rendition.
+    # I-frame playlists exist for every rendition, and each entry is a keyframe that
+    # decodes on its own (after the init segment), at the rendition's keyframe times.
     assert {p.uri for p in master.iframe_playlists} == {
         f"{r.name}/iframes.m3u8" for r in renditions
     }
+    for rendition in renditions:
+        frames = check_iframe_playlist(f"{base}/{rendition.name}/iframes.m3u8")
+        assert frames == len(keyframes[rendition.name]), (rendition.name, frames)
 
     # DASH: a static MPD over the same segments.
     mpd = MPEGDASHParser.parse(httpx.get(state["dash_url"]).raise_for_status().text)
