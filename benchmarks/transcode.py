@@ -96,11 +96,7 @@ def baseline_args(source: Path, out_dir: Path, settings: Settings) -> tuple[list
         outputs.append(
             scale_for(branches[index], rung).output(
                 str(folder / "index.m3u8"),
-                f="hls",
-                hls_time=settings.segment_seconds,
-                hls_segment_type="fmp4",
-                hls_playlist_type="vod",
-                hls_segment_filename=str(folder / "seg_%05d.m4s"),
+                **encode.hls_fmp4_options(folder, settings.segment_seconds),
                 **x264_options(
                     rung,
                     segment_seconds=settings.segment_seconds,
@@ -112,20 +108,12 @@ def baseline_args(source: Path, out_dir: Path, settings: Settings) -> tuple[list
     if audio is not None:
         folder = out_dir / "audio"
         folder.mkdir()
+        audio_stream, codec = encode.audio_chain(stream["a:0"], audio)
         outputs.append(
-            stream["a:0"]
-            .filter("aresample", audio.sample_rate, first_pts=0, **{"async": 1})
-            .output(
+            audio_stream.output(
                 str(folder / "index.m3u8"),
-                f="hls",
-                hls_time=settings.segment_seconds,
-                hls_segment_type="fmp4",
-                hls_playlist_type="vod",
-                hls_segment_filename=str(folder / "seg_%05d.m4s"),
-                acodec="aac",
-                audio_bitrate=audio.bitrate,
-                ar=audio.sample_rate,
-                ac=audio.channels,
+                **encode.hls_fmp4_options(folder, settings.segment_seconds),
+                **codec,
             )
         )
     args: list[str] = ffmpeg.merge_outputs(*outputs).global_args("-v", "error", "-y").compile()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -28,6 +29,7 @@ from vidflow.config import Settings
 from vidflow.orchestration.video_processing import on_task_failure
 from vidflow.processing import catalog, objects, steps
 from vidflow.processing.catalog import video_state
+from vidflow.processing.requests import VideoRequest
 from vidflow.storage import file_sha256, s3_client
 
 TINY = Shape(
@@ -71,6 +73,22 @@ def video(stack: Settings, tiny_source: Path) -> str:
     return str(video_id)
 
 
+def probe_video(
+    request: dict[str, Any],
+    *,
+    settings: Settings,
+    run_id: str,
+    attempt: int,
+    is_run_active: Callable[[str], bool],
+) -> dict[str, Any]:
+    """The probe step for one video: claim it, then probe and plan it."""
+    req = VideoRequest.from_dict(request)
+    skipped = steps.claim_video(req, settings=settings, run_id=run_id, is_run_active=is_run_active)
+    if skipped is not None:
+        return skipped
+    return steps.probe_claimed(req, settings=settings, run_id=run_id, attempt=attempt)
+
+
 def request(video_id: str, force: bool = False) -> dict[str, Any]:
     return {"video_id": video_id, "source_key": f"originals/{video_id}/source", "force": force}
 
@@ -79,7 +97,7 @@ def run_pipeline(
     settings: Settings, video_id: str, run_id: str, force: bool = False
 ) -> dict[str, Any]:
     """Every step of one run, in order, in this process."""
-    job = steps.probe_video(
+    job = probe_video(
         request(video_id, force),
         settings=settings,
         run_id=run_id,
@@ -125,7 +143,7 @@ def test_processed_and_failed_videos_are_skipped_unless_forced(stack: Settings, 
 
 
 def test_last_claim_wins_and_the_loser_discards_its_staging(stack: Settings, video: str) -> None:
-    job_a = steps.probe_video(
+    job_a = probe_video(
         request(video), settings=stack, run_id="run-a", attempt=1, is_run_active=never_active
     )
     results_a = [
@@ -150,7 +168,7 @@ def test_last_claim_wins_and_the_loser_discards_its_staging(stack: Settings, vid
 
 
 def test_publishing_twice_is_a_no_op(stack: Settings, video: str) -> None:
-    job = steps.probe_video(
+    job = probe_video(
         request(video), settings=stack, run_id="run-p", attempt=1, is_run_active=never_active
     )
     results = [
@@ -173,7 +191,7 @@ def test_publishing_twice_is_a_no_op(stack: Settings, video: str) -> None:
 
 
 def test_a_retried_transcode_leaves_no_leftovers(stack: Settings, video: str) -> None:
-    job = steps.probe_video(
+    job = probe_video(
         request(video), settings=stack, run_id="run-r", attempt=1, is_run_active=never_active
     )
     (rung, _audio) = steps.plan_renditions([job])
@@ -296,7 +314,7 @@ def test_an_original_that_differs_from_the_upload_ends_failed(
     good = file_sha256(tiny_source)
     size = tiny_source.stat().st_size
     wrong_hash = {**request(video), "size": size, "sha256": "0" * 64}
-    job = steps.probe_video(
+    job = probe_video(
         wrong_hash, settings=stack, run_id="run-h", attempt=1, is_run_active=never_active
     )
     assert job["status"] == steps.FAILED and "SHA-256 differs" in job["reason"]
@@ -308,7 +326,7 @@ def test_an_original_that_differs_from_the_upload_ends_failed(
     create_video(stack, uuid.UUID(other))
     upload_source(stack, uuid.UUID(other), tiny_source)
     wrong_size = {**request(other), "size": size + 1, "sha256": good}
-    job = steps.probe_video(
+    job = probe_video(
         wrong_size, settings=stack, run_id="run-h", attempt=1, is_run_active=never_active
     )
     assert job["status"] == steps.FAILED and f"is {size} bytes" in job["reason"]
@@ -317,7 +335,7 @@ def test_an_original_that_differs_from_the_upload_ends_failed(
     create_video(stack, uuid.UUID(third))
     upload_source(stack, uuid.UUID(third), tiny_source)
     matching = {**request(third), "size": size, "sha256": good.upper()}
-    job = steps.probe_video(
+    job = probe_video(
         matching, settings=stack, run_id="run-h", attempt=1, is_run_active=never_active
     )
     assert job["status"] == steps.READY

@@ -149,10 +149,46 @@ def video_encode_args(
         map_chapters=-1,
         **x264_options(rung, segment_seconds=segment_seconds, preset=preset, crf=crf),
     )
+    return _with_progress(out)
+
+
+def _with_progress(out: Any) -> list[str]:
+    """Compile an ffmpeg output that reports ``-progress`` on stdout (see run_ffmpeg)."""
     args: list[str] = out.global_args(
         "-hide_banner", "-nostdin", "-y", "-nostats", "-progress", "pipe:1"
     ).compile()
     return args
+
+
+def hls_fmp4_options(output_dir: Path, segment_seconds: int) -> dict[str, Any]:
+    """Output options of ffmpeg's HLS muxer writing CMAF segments into ``output_dir``:
+    ``init.mp4`` and ``seg_00001.m4s``..., a new segment at the first packet past every
+    multiple of ``segment_seconds``."""
+    return {
+        "f": "hls",
+        "hls_time": segment_seconds,
+        "hls_segment_type": "fmp4",
+        "hls_playlist_type": "vod",
+        "hls_fmp4_init_filename": "init.mp4",
+        "hls_segment_filename": str(output_dir / "seg_%05d.m4s"),
+        "start_number": 1,
+    }
+
+
+def audio_chain(stream: Any, plan: AudioPlan) -> tuple[Any, dict[str, Any]]:
+    """The audio stream to encode and its codec options: a copy, or AAC-LC resampled onto
+    the video's zero."""
+    if plan.copy:
+        return stream, {"acodec": "copy"}
+    # first_pts=0 keeps the audio on the same zero as the video; async fills gaps.
+    resampled = stream.filter("aresample", plan.sample_rate, first_pts=0, **{"async": 1})
+    codec = {
+        "acodec": "aac",
+        "audio_bitrate": plan.bitrate,
+        "ar": plan.sample_rate,
+        "ac": plan.channels,
+    }
+    return resampled, codec
 
 
 def audio_encode_args(
@@ -165,36 +201,15 @@ def audio_encode_args(
 ) -> list[str]:
     """ffmpeg arguments writing the audio rendition as fMP4 segments into ``output_dir``
     (``init.mp4`` and ``seg_00001.m4s``...; ffmpeg's own playlist is not used)."""
-    stream = _input(source)[str(audio_index)]
-    codec: dict[str, Any]
-    if plan.copy:
-        codec = {"acodec": "copy"}
-    else:
-        # first_pts=0 keeps the audio on the same zero as the video; async fills gaps.
-        stream = stream.filter("aresample", plan.sample_rate, first_pts=0, **{"async": 1})
-        codec = {
-            "acodec": "aac",
-            "audio_bitrate": plan.bitrate,
-            "ar": plan.sample_rate,
-            "ac": plan.channels,
-        }
+    stream, codec = audio_chain(_input(source)[str(audio_index)], plan)
     out = stream.output(
         str(output_dir / "ffmpeg.m3u8"),
-        f="hls",
-        hls_time=segment_seconds,
-        hls_segment_type="fmp4",
-        hls_playlist_type="vod",
-        hls_fmp4_init_filename="init.mp4",
-        hls_segment_filename=str(output_dir / "seg_%05d.m4s"),
-        start_number=1,
         map_metadata=-1,
         map_chapters=-1,
+        **hls_fmp4_options(output_dir, segment_seconds),
         **codec,
     )
-    args: list[str] = out.global_args(
-        "-hide_banner", "-nostdin", "-y", "-nostats", "-progress", "pipe:1"
-    ).compile()
-    return args
+    return _with_progress(out)
 
 
 @dataclass(frozen=True)

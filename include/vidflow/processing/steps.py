@@ -79,22 +79,6 @@ def _outcome(video_id: str, status: str, reason: str | None = None, **extra: Any
     return {"video_id": video_id, "status": status, "reason": reason, **extra}
 
 
-def probe_video(
-    request: Mapping[str, Any],
-    *,
-    settings: Settings,
-    run_id: str,
-    attempt: int,
-    is_run_active: Callable[[str], bool],
-) -> dict[str, Any]:
-    """Claim, probe and validate a video, and plan its ladder."""
-    req = VideoRequest.from_dict(request)
-    skipped = claim_video(req, settings=settings, run_id=run_id, is_run_active=is_run_active)
-    if skipped is not None:
-        return skipped
-    return probe_claimed(req, settings=settings, run_id=run_id, attempt=attempt)
-
-
 def claim_video(
     req: VideoRequest,
     *,
