@@ -11,15 +11,16 @@ machine, in the same run:
   same audio, every rendition written as 6-second CMAF segments by ffmpeg's HLS muxer;
 * **DAG**: the platform as it runs: the source in the originals bucket, a message on the
   processing queue in the real format, and the wall time until the catalog row says
-  ``processed`` (probe, one mapped transcode task per rendition in the ``transcode``
-  pool, thumbnails, packaging, publish).
+  ``processed`` (probe, the mapped transcode tasks in the ``transcode`` pool, thumbnails,
+  packaging, publish).
 
 It reports the DAG/baseline ratio (target <= 1.3), realtime factor and fps of every
-rendition (from the transcode tasks' own measurements), and where the DAG's extra time
-goes: Airflow scheduling gaps on the critical path, work inside the tasks other than
-ffmpeg (uploads, cutting, start-up) and the steps the baseline does not have
-(probe, thumbnails, publish). It also times probing the source through a presigned URL
-against downloading it first.
+transcode task (each an ffmpeg encoding a share of the ladder; from the tasks' own
+measurements), a fan-out floor (the DAG's ffmpeg commands in a local pool, no Airflow),
+and where the DAG's extra time goes: Airflow scheduling gaps on the critical path, work
+inside the tasks other than ffmpeg (uploads, cutting, start-up) and the steps the
+baseline does not have (probe, thumbnails, publish). It also times probing the source
+through a presigned URL against downloading it first.
 
 Writes ``benchmarks/results/transcode.json`` and ``benchmarks/results/transcode.md``.
 """
@@ -51,7 +52,7 @@ from vidflow.media import encode
 from vidflow.media.encode import gop_seconds, scale_for, x264_options
 from vidflow.media.ladder import plan_audio, plan_ladder
 from vidflow.media.probe import probe_source
-from vidflow.processing import objects
+from vidflow.processing import objects, steps
 from vidflow.processing.catalog import video_state
 from vidflow.storage import file_sha256, original_key, s3_client, sqs_client
 
@@ -130,39 +131,26 @@ def run_baseline(source: Path, settings: Settings) -> dict[str, Any]:
     return {"wall_seconds": round(wall, 2), "renditions": names, "segments": segments}
 
 
-def run_fanout_floor(source: Path, settings: Settings) -> dict[str, Any]:
-    """The DAG's ffmpeg commands alone: one per rendition, from local disk, run in a pool of
-    ``transcode_pool_slots`` workers, biggest first, with no Airflow, no object store and
-    no packaging. Its wall time over the baseline's is what encoding each rendition in its
-    own process costs (every process decodes the source again); the DAG's wall time over
-    this one is what orchestration and transfers cost."""
+def planned_encodes(source: Path, settings: Settings) -> list[dict[str, Any]]:
+    """The encodes the DAG plans for ``source`` with these settings."""
     probe = probe_source(str(source), size=source.stat().st_size, max_duration=1e9)
-    audio = plan_audio(probe)
+    job = steps.planned_job("bench", version="bench", source_key="", probe=probe)
+    return steps.plan_encodes([job], encodes_per_video=settings.encode_groups)
+
+
+def run_fanout_floor(source: Path, settings: Settings) -> dict[str, Any]:
+    """The DAG's ffmpeg commands alone: one per encode, from local disk, run in a pool of
+    ``transcode_pool_slots`` workers, biggest first, with no Airflow, no object store and
+    no packaging. Its wall time over the baseline's is what splitting the ladder into
+    several processes costs (each one decodes the source again); the DAG's wall time over
+    this one is what orchestration and transfers cost."""
+    encodes = planned_encodes(source, settings)
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as scratch:
-        work = Path(scratch)
-        commands = [
-            encode.video_encode_args(
-                str(source),
-                rung,
-                work / f"{rung.name}.mp4",
-                video_index=probe.video.index,
-                segment_seconds=settings.segment_seconds,
-                preset=settings.x264_preset,
-                crf=settings.x264_crf,
-            )
-            for rung in plan_ladder(probe)
-        ]
-        if audio is not None and probe.audio is not None:
-            (work / "audio").mkdir()
-            commands.append(
-                encode.audio_encode_args(
-                    str(source),
-                    audio,
-                    work / "audio",
-                    audio_index=probe.audio.index,
-                    segment_seconds=settings.segment_seconds,
-                )
-            )
+        commands = []
+        for number, item in enumerate(encodes):
+            work = Path(scratch) / str(number)
+            work.mkdir()
+            commands.append(steps.encode_command(item, str(source), work, settings=settings))
 
         def run(args: list[str]) -> None:
             subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -171,7 +159,11 @@ def run_fanout_floor(source: Path, settings: Settings) -> dict[str, Any]:
         with ThreadPoolExecutor(settings.transcode_pool_slots) as pool:
             list(pool.map(run, commands))
         wall = time.monotonic() - started
-    return {"wall_seconds": round(wall, 2), "processes": len(commands)}
+    return {
+        "wall_seconds": round(wall, 2),
+        "processes": len(commands),
+        "encodes": [item["label"] for item in encodes],
+    }
 
 
 def _ts(value: str | None) -> float | None:
@@ -234,24 +226,27 @@ def run_dag(source: Path, settings: Settings, client: AirflowClient) -> dict[str
                 "queued": (_ts(ti.get("queued_when")) or sent) - sent,
             }
         )
-    renditions = []
+    encodes = []
     for task in (t for t in tasks if t["task"] == "transcode"):
-        result = client.xcom(DAG_ID, run_id, "transcode", map_index=task["map_index"])
-        stats = result.get("stats", {})
-        if result.get("name") != "audio" and stats.get("preset") != settings.x264_preset:
+        results = client.xcom(DAG_ID, run_id, "transcode", map_index=task["map_index"])
+        stats = results[0].get("stats", {})
+        if stats.get("preset") != settings.x264_preset:
             raise RuntimeError(
                 f"the stack encoded with x264 preset {stats.get('preset')!r}, this benchmark's "
                 f"baseline with {settings.x264_preset!r}: start both with the same "
                 "VIDFLOW_X264_PRESET (make up, then make bench)"
             )
-        renditions.append(
+        encodes.append(
             {
-                "name": result.get("name"),
+                "encode": stats.get("encode"),
+                "renditions": [r["name"] for r in results],
                 "task_seconds": round(task["duration"] or 0, 2),
                 "ffmpeg_seconds": stats.get("wall_seconds"),
                 "realtime_factor": stats.get("realtime_factor"),
                 "fps": stats.get("fps"),
-                "peak_kbps": round(result["summary"]["peak_bitrate"] / 1000),
+                "peak_kbps": {
+                    r["name"]: round(r["summary"]["peak_bitrate"] / 1000) for r in results
+                },
             }
         )
     objects.delete_prefix(
@@ -264,7 +259,7 @@ def run_dag(source: Path, settings: Settings, client: AirflowClient) -> dict[str
         "run_queued_after": round((_ts(run.get("queued_at")) or sent) - sent, 2),
         "run_started_after": round((_ts(run.get("start_date")) or sent) - sent, 2),
         "tasks": sorted(tasks, key=lambda t: t["start"]),
-        "renditions": renditions,
+        "encodes": sorted(encodes, key=lambda e: -(e["ffmpeg_seconds"] or 0)),
     }
 
 
@@ -284,8 +279,7 @@ def breakdown(dag: dict[str, Any]) -> dict[str, float]:
         phases[f"wait before {name}"] = round(max(0.0, start - previous_end), 2)
         phases[name] = round(end - start, 2)
         previous_end = end
-    transcodes = dag["renditions"]
-    in_task = sum((r["task_seconds"] or 0) - (r["ffmpeg_seconds"] or 0) for r in transcodes)
+    in_task = sum((e["task_seconds"] or 0) - (e["ffmpeg_seconds"] or 0) for e in dag["encodes"])
     phases["transcode: work outside ffmpeg (summed over tasks)"] = round(in_task, 2)
     start, end = span("thumbnails")
     phases["thumbnails (parallel to transcode)"] = round(end - start, 2)
@@ -365,34 +359,39 @@ def summary_markdown(result: dict[str, Any]) -> str:
         f"| DAG: queue message -> `processed` | {dag['wall_seconds']:.1f} s |",
         f"| **ratio** (target <= {TARGET_RATIO}) | **{result['ratio']:.2f}** |",
         "",
-        "| rendition | task s | ffmpeg s | realtime x | fps | peak kb/s |",
+        "| transcode task (encode) | task s | ffmpeg s | realtime x | fps | peak kb/s |",
         "|---|---|---|---|---|---|",
     ]
-    for r in dag["renditions"]:
-        fps = f"{r['fps']:.1f}" if r["fps"] else "-"
+    for e in dag["encodes"]:
+        fps = f"{e['fps']:.1f}" if e["fps"] else "-"
+        peaks = ", ".join(f"{name} {kbps}" for name, kbps in e["peak_kbps"].items())
         lines.append(
-            f"| {r['name']} | {r['task_seconds']:.1f} | {r['ffmpeg_seconds']:.1f} | "
-            f"{r['realtime_factor']:.2f} | {fps} | {r['peak_kbps']} |"
+            f"| {e['encode']} | {e['task_seconds']:.1f} | {e['ffmpeg_seconds']:.1f} | "
+            f"{e['realtime_factor']:.2f} | {fps} | {peaks} |"
         )
-    floor = result["fanout_floor"]["wall_seconds"]
+    floor = result["fanout_floor"]
+    processes = floor["processes"]
     lines += [
+        "",
+        "Realtime factor and fps are per ffmpeg process: the renditions of one encode share "
+        "its decode and its figures.",
         "",
         f"Overhead over the baseline: {dag['wall_seconds'] - base['wall_seconds']:.1f} s, of which",
         "",
-        f"- {floor - base['wall_seconds']:.1f} s is the fan-out itself (one ffmpeg per "
-        "rendition: the source is decoded once per rendition instead of once, measured by "
-        "the floor above without Airflow);",
-        f"- {dag['wall_seconds'] - floor:.1f} s is orchestration, transfers and packaging "
-        "(the DAG over the floor):",
+        f"- {floor['wall_seconds'] - base['wall_seconds']:.1f} s is the fan-out itself "
+        f"({processes} ffmpeg processes instead of one: {processes - 1} more decodes of the "
+        "source, and the processes' shares of the ladder never end at the same moment), "
+        "measured by the floor above without Airflow;",
+        f"- {dag['wall_seconds'] - floor['wall_seconds']:.1f} s is orchestration, transfers "
+        "and packaging (the DAG over the floor).",
     ]
     lines += ["", "Where the DAG's time goes (critical path, seconds after the message):", ""]
     lines += [f"- {name}: {seconds:.1f} s" for name, seconds in result["breakdown"].items()]
     probe = result["probe"]
-    extra = len([r for r in dag["renditions"] if r["name"] != "audio"]) - 1
     lines += [
         "",
         f"One decode of the source's video takes {result['decode_pass_seconds']:.1f} s on its "
-        f"own; the DAG decodes it once per rendition ({extra} more passes than the baseline).",
+        f"own; the DAG's encodes decode it {processes} times, the baseline once.",
     ]
     lines += [
         "",
@@ -415,6 +414,27 @@ def summary_markdown(result: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def result_name(settings: Settings) -> str:
+    """Runs at other settings than the defaults keep their own files:
+    ``transcode-medium``, ``transcode-10-encodes``, ..."""
+    parts = ["transcode"]
+    if settings.x264_preset != Settings.model_fields["x264_preset"].default:
+        parts.append(settings.x264_preset)
+    if settings.encodes_per_video != Settings.model_fields["encodes_per_video"].default:
+        parts.append(f"{settings.encodes_per_video}-encodes")
+    return "-".join(parts)
+
+
+def check_stack_plan(dag: dict[str, Any], floor: dict[str, Any]) -> None:
+    """The stack must have split the ladder as this script's settings do."""
+    ran = sorted(str(e["encode"]) for e in dag["encodes"])
+    if ran != sorted(floor["encodes"]):
+        raise RuntimeError(
+            f"the stack encoded {ran}, the fan-out floor {sorted(floor['encodes'])}: start "
+            "both with the same VIDFLOW_ENCODES_PER_VIDEO and VIDFLOW_TRANSCODE_POOL_SLOTS"
+        )
 
 
 def main() -> None:
@@ -443,6 +463,7 @@ def main() -> None:
         print("DAG: queue message -> processed", flush=True)
         dag = run_dag(source, settings, client)
         print(f"  {dag['wall_seconds']} s", flush=True)
+        check_stack_plan(dag, floor)
         probe = probe_comparison([source, long_copy(source, loops=16)], settings)
         decode = decode_pass(source)
     result = {
@@ -462,6 +483,7 @@ def main() -> None:
             "segment_seconds": settings.segment_seconds,
             "gop_seconds": gop_seconds(settings.segment_seconds),
             "transcode_pool_slots": settings.transcode_pool_slots,
+            "encodes_per_video": settings.encode_groups,
         },
         "source": {"seconds": args.seconds, "size": "1920x1080", "fps": 30, "bytes": None},
         "baseline": baseline,
@@ -474,10 +496,7 @@ def main() -> None:
         "decode_pass_seconds": decode,
         "probe": probe,
     }
-    # A run at another preset than the default (VIDFLOW_X264_PRESET, for the stack and
-    # this script alike) keeps its own files: transcode-medium.json, ...
-    default = Settings.model_fields["x264_preset"].default
-    name = "transcode" if settings.x264_preset == default else f"transcode-{settings.x264_preset}"
+    name = result_name(settings)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     summary = summary_markdown(result)
     (RESULTS / f"{name}.md").write_text(summary)

@@ -3,8 +3,8 @@
 
 Turns uploaded originals into adaptive-bitrate streams: **probe** and validate every
 source of the run (and check it against the upload's SHA-256), plan its **ladder** (Apple
-HLS authoring table, never upscaled), **transcode** one mapped task per rendition in the
-`transcode` pool (x264 capped CRF, identical closed GOPs, CMAF segments), make
+HLS authoring table, never upscaled), **transcode** in mapped tasks in the `transcode`
+pool (x264 capped CRF, identical closed GOPs, CMAF segments), make
 **thumbnails** and a storyboard, then **publish**: write the HLS master (+ I-frame
 playlists) and the DASH MPD over the shared segments and flip the catalog in one
 transaction.
@@ -12,6 +12,13 @@ transaction.
 **Triggers.** Messages on the processing queue (SQS `AssetWatcher`); a run takes every
 video of every message it was given. From the UI: *Trigger DAG w/ config* with
 `video_id` (and `force` to re-transcode a video that is already processed or failed).
+
+**Fan-out.** Each video's renditions are split into encodes of about equal cost, one per
+slot of the `transcode` pool by default (`VIDFLOW_ENCODES_PER_VIDEO`): each mapped task is
+one ffmpeg that decodes the source once and encodes its share of the ladder. Its map index
+names its renditions, e.g. `1080p+audio` and `720p+540p+432p+360p+234p`. With as many
+encodes as renditions, every rendition gets its own task (more parallelism on a big
+Celery pool, one more decode per rendition).
 
 **Outcomes.** An invalid source (not media, empty, truncated, no video, > 8K, too long,
 undecodable) ends `failed` with a readable `failure_reason` and the run stays green.
@@ -65,8 +72,8 @@ settings = get_settings()
 def video_processing() -> None:
     @task
     def probe(**context: Any) -> list[dict[str, Any]]:
-        """Every video of the run probed and planned; returns the renditions to encode
-        (the videos themselves go to the XCom ``jobs``)."""
+        """Every video of the run probed and planned; returns the encodes to run (the
+        videos themselves go to the XCom ``jobs``)."""
         from vidflow.orchestration.video_processing import (
             asset_event_extras,
             is_last_attempt,
@@ -86,18 +93,18 @@ def video_processing() -> None:
             is_run_active=run_activity_probe(context),
         )
         ti.xcom_push(key="jobs", value=planned["jobs"])
-        return planned["renditions"]
+        return planned["encodes"]
 
     @task(
         pool="transcode",
         queue="transcode",
-        map_index_template="{{ task.op_kwargs['rendition']['label'] }}",
+        map_index_template="{{ task.op_kwargs['encode']['label'] }}",
         execution_timeout=timedelta(hours=12),
     )
-    def transcode(rendition: dict[str, Any], **context: Any) -> dict[str, Any]:
-        from vidflow.processing.steps import transcode_rendition
+    def transcode(encode: dict[str, Any], **context: Any) -> list[dict[str, Any]]:
+        from vidflow.processing.steps import transcode_encode
 
-        return transcode_rendition(rendition, settings=get_settings(), run_id=context["run_id"])
+        return transcode_encode(encode, settings=get_settings(), run_id=context["run_id"])
 
     @task
     def thumbnails(jobs: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
@@ -114,7 +121,7 @@ def video_processing() -> None:
     @task(trigger_rule="all_done")
     def publish(
         jobs: list[dict[str, Any]],
-        transcoded: list[dict[str, Any]],
+        transcoded: list[list[dict[str, Any]]],
         thumbnails: list[dict[str, Any]],
         **context: Any,
     ) -> list[dict[str, Any]]:
@@ -146,9 +153,9 @@ def video_processing() -> None:
             )
         return table
 
-    renditions = probe()
-    jobs = renditions["jobs"]
-    encoded = transcode.expand(rendition=renditions)
+    encodes = probe()
+    jobs = encodes["jobs"]
+    encoded = transcode.expand(encode=encodes)
     report(publish(jobs, encoded, thumbnails(jobs)))
 
 

@@ -119,6 +119,14 @@ class Settings(BaseSettings):
     transcode_pool_slots: int = Field(
         2, ge=1, description="Slots of the Airflow pool `transcode` (one ffmpeg per slot)."
     )
+    encodes_per_video: int = Field(
+        0,
+        ge=0,
+        description="Mapped transcode tasks (ffmpeg processes) one video's renditions are "
+        "split into; each decodes the source once and encodes its share of the ladder. 0 "
+        "means one per slot of the `transcode` pool; 10 or more gives one task per "
+        "rendition (a ladder has at most 9 rungs, plus audio).",
+    )
 
     @field_validator("state_dir", "spark_jars_file")
     @classmethod
@@ -270,6 +278,11 @@ class Settings(BaseSettings):
     @property
     def airflow_api_url(self) -> str:
         return f"http://{self.bind_host}:{self.airflow_port}"
+
+    @property
+    def encode_groups(self) -> int:
+        """Encodes per video (see ``encodes_per_video``)."""
+        return self.encodes_per_video or self.transcode_pool_slots
 
     @property
     def log_dir(self) -> Path:

@@ -519,16 +519,29 @@ def test_runs_fan_out_over_several_videos_and_end_cleanly(
     print(f"\n{len(ours)} videos from one message batch: {batch.seconds:.0f}s, {runs_used} run(s)")
 
 
-def test_transcode_map_indexes_show_rendition_names(batch: Batch, airflow: AirflowClient) -> None:
+def test_transcode_map_indexes_show_rendition_names(
+    batch: Batch, stack: Settings, airflow: AirflowClient
+) -> None:
     runs = airflow.request("GET", f"/dags/{DAG_ID}/dagRuns?order_by=-run_after&limit=50")[
         "dag_runs"
     ]
-    labels = set()
+    ours = {video_id[:8] for video_id in batch.ids.values()}
+    labels: dict[str, list[list[str]]] = {}
     for run in runs:
         for ti in airflow.task_instances(DAG_ID, run["dag_run_id"]):
             if ti["task_id"] == "transcode" and ti.get("rendered_map_index"):
-                labels.add(ti["rendered_map_index"].split()[0])
-    assert {"1080p", "720p", "audio"} <= labels
+                names, _, video = ti["rendered_map_index"].partition(" ")
+                if video in ours:
+                    labels.setdefault(video, []).append(names.split("+"))
+    assert labels
+    # Every video's renditions are spread over at most encode_groups tasks, each named
+    # after its renditions, and no rendition is encoded twice.
+    for encodes in labels.values():
+        assert len(encodes) <= stack.encode_groups
+        flat = [name for names in encodes for name in names]
+        assert len(flat) == len(set(flat))
+    full_ladder = max(labels.values(), key=lambda e: sum(map(len, e)))
+    assert {"1080p", "720p", "234p", "audio"} <= {n for names in full_ladder for n in names}
 
 
 def test_force_retranscode_from_params_replaces_the_version(

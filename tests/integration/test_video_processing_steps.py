@@ -93,6 +93,14 @@ def request(video_id: str, force: bool = False) -> dict[str, Any]:
     return {"video_id": video_id, "source_key": f"originals/{video_id}/source", "force": force}
 
 
+def transcode_all(job: dict[str, Any], *, settings: Settings, run_id: str) -> list[dict[str, Any]]:
+    """The mapped transcode task of one video, every encode in turn."""
+    return steps.flatten_results(
+        steps.transcode_encode(item, settings=settings, run_id=run_id)
+        for item in steps.plan_encodes([job], encodes_per_video=settings.encode_groups)
+    )
+
+
 def run_pipeline(
     settings: Settings, video_id: str, run_id: str, force: bool = False
 ) -> dict[str, Any]:
@@ -106,10 +114,7 @@ def run_pipeline(
     )
     if job["status"] != steps.READY:
         return job
-    results = [
-        steps.transcode_rendition(r, settings=settings, run_id=run_id)
-        for r in steps.plan_renditions([job])
-    ]
+    results = transcode_all(job, settings=settings, run_id=run_id)
     thumbs = steps.make_thumbnails(job, settings=settings)
     packaged = steps.package_video(job, results, settings=settings, run_id=run_id)
     return steps.publish_video(packaged, [thumbs], settings=settings, run_id=run_id)
@@ -146,10 +151,7 @@ def test_last_claim_wins_and_the_loser_discards_its_staging(stack: Settings, vid
     job_a = probe_video(
         request(video), settings=stack, run_id="run-a", attempt=1, is_run_active=never_active
     )
-    results_a = [
-        steps.transcode_rendition(r, settings=stack, run_id="run-a")
-        for r in steps.plan_renditions([job_a])
-    ]
+    results_a = transcode_all(job_a, settings=stack, run_id="run-a")
     thumbs_a = steps.make_thumbnails(job_a, settings=stack)
     packaged_a = steps.package_video(job_a, results_a, settings=stack, run_id="run-a")
     staged = media_keys(stack, video)
@@ -171,10 +173,7 @@ def test_publishing_twice_is_a_no_op(stack: Settings, video: str) -> None:
     job = probe_video(
         request(video), settings=stack, run_id="run-p", attempt=1, is_run_active=never_active
     )
-    results = [
-        steps.transcode_rendition(r, settings=stack, run_id="run-p")
-        for r in steps.plan_renditions([job])
-    ]
+    results = transcode_all(job, settings=stack, run_id="run-p")
     thumbs = steps.make_thumbnails(job, settings=stack)
     packaged = steps.package_video(job, results, settings=stack, run_id="run-p")
     assert (
@@ -194,13 +193,14 @@ def test_a_retried_transcode_leaves_no_leftovers(stack: Settings, video: str) ->
     job = probe_video(
         request(video), settings=stack, run_id="run-r", attempt=1, is_run_active=never_active
     )
-    (rung, _audio) = steps.plan_renditions([job])
-    prefix = objects.version_prefix(video, job["version"]) + f"{rung['name']}/"
+    (rung, _audio) = steps.plan_encodes([job], encodes_per_video=2)
+    assert rung["label"] == "120p"
+    prefix = objects.version_prefix(video, job["version"]) + "120p/"
     # A previous attempt died after writing more segments than this one will.
     objects.put_text(s3_client(stack), stack.bucket_media, prefix + "seg_00099.m4s", "junk")
-    first = steps.transcode_rendition(rung, settings=stack, run_id="run-r")
+    (first,) = steps.transcode_encode(rung, settings=stack, run_id="run-r")
     keys = media_keys(stack, video)
-    second = steps.transcode_rendition(rung, settings=stack, run_id="run-r")
+    (second,) = steps.transcode_encode(rung, settings=stack, run_id="run-r")
     assert media_keys(stack, video) == keys
     assert not any(k.endswith("seg_00099.m4s") for k in keys)
     assert first["summary"]["segment_count"] == second["summary"]["segment_count"]
@@ -210,7 +210,7 @@ def test_failure_callback_records_the_reason(stack: Settings, video: str) -> Non
     claim(stack, video, "run-f")
     context = {
         "task": SimpleNamespace(
-            task_id="transcode", op_kwargs={"rendition": {"video_id": video, "name": "720p"}}
+            task_id="transcode", op_kwargs={"encode": {"video_id": video, "label": "720p"}}
         ),
         "run_id": "run-f",
         "exception": RuntimeError("the encoder host vanished"),
@@ -361,7 +361,7 @@ def test_probe_videos_plans_every_video_of_a_run(
     )
     outcomes = {job["video_id"]: job["status"] for job in planned["jobs"]}
     assert outcomes == {video: steps.READY, missing: steps.FAILED}
-    assert [(r["video_id"], r["name"]) for r in planned["renditions"]] == [
+    assert [(e["video_id"], e["label"]) for e in planned["encodes"]] == [
         (video, "120p"),
         (video, "audio"),
     ]

@@ -105,7 +105,7 @@ def test_processing_graph(report: dict[str, Any]) -> None:
     transcode = tasks["transcode"]
     assert transcode["mapped"] and transcode["pool"] == "transcode"
     assert transcode["queue"] == "transcode"
-    assert transcode["map_index_template"] == "{{ task.op_kwargs['rendition']['label'] }}"
+    assert transcode["map_index_template"] == "{{ task.op_kwargs['encode']['label'] }}"
     for name in ("probe", "thumbnails", "publish"):
         assert not tasks[name]["mapped"]
     for name in ("publish", "report"):

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from vidflow.media.encode import (
+    AudioOutput,
     Progress,
-    audio_encode_args,
+    VideoOutput,
+    encode_args,
     gop_seconds,
     parse_progress,
-    video_encode_args,
 )
 from vidflow.media.ladder import AudioPlan, LadderRung
 
@@ -82,12 +83,18 @@ def option(args: list[str], name: str) -> str:
     return args[args.index(name) + 1]
 
 
-def encode_args(source: str, rung: LadderRung) -> list[str]:
-    return video_encode_args(
+def command(
+    source: str,
+    *rungs: LadderRung,
+    audio: AudioPlan | None = None,
+    audio_index: int | None = 1,
+) -> list[str]:
+    return encode_args(
         source,
-        rung,
-        Path("/tmp/out.mp4"),
+        videos=[VideoOutput(rung, Path(f"/tmp/{rung.name}.mp4")) for rung in rungs],
+        audio=AudioOutput(audio, Path("/out")) if audio else None,
         video_index=0,
+        audio_index=audio_index,
         segment_seconds=6,
         preset="veryfast",
         crf=23,
@@ -96,7 +103,7 @@ def encode_args(source: str, rung: LadderRung) -> list[str]:
 
 def test_video_command_is_capped_crf_with_forced_aligned_idr_frames() -> None:
     rung = LadderRung("720p", 1280, 720, Fraction(30000, 1001), 4_500_000)
-    args = encode_args("https://s3.example/originals/x/source?X-Amz-Signature=abc def", rung)
+    args = command("https://s3.example/originals/x/source?X-Amz-Signature=abc def", rung)
     assert args[0] == "ffmpeg"
     # The URL is one argument, untouched: no shell, no quoting.
     assert "https://s3.example/originals/x/source?X-Amz-Signature=abc def" in args
@@ -122,7 +129,7 @@ def test_video_command_is_capped_crf_with_forced_aligned_idr_frames() -> None:
 
 def test_hdr_rungs_are_tone_mapped_after_scaling() -> None:
     rung = LadderRung("360p", 640, 360, Fraction(30), 365_000, tone_map_from="smpte2084")
-    args = encode_args("/tmp/in.mp4", rung)
+    args = command("/tmp/in.mp4", rung)
     graph = option(args, "-filter_complex")
     assert "zscale=npl=100:t=linear:tin=smpte2084" in graph
     assert graph.index("scale=640:360") < graph.index("tonemap=desat=0:tonemap=hable")
@@ -132,9 +139,7 @@ def test_hdr_rungs_are_tone_mapped_after_scaling() -> None:
 
 
 def test_audio_command_encodes_or_copies() -> None:
-    encoded = audio_encode_args(
-        "/src", AudioPlan(copy=False), Path("/out"), audio_index=1, segment_seconds=6
-    )
+    encoded = command("/src", audio=AudioPlan(copy=False))
     assert option(encoded, "-acodec") == "aac"
     assert option(encoded, "-b:a") == "128000"
     assert option(encoded, "-ar") == "48000"
@@ -142,9 +147,37 @@ def test_audio_command_encodes_or_copies() -> None:
     assert option(encoded, "-hls_time") == "6"
     assert option(encoded, "-hls_segment_type") == "fmp4"
     assert option(encoded, "-hls_segment_filename") == "/out/seg_%05d.m4s"
-    copied = audio_encode_args(
-        "/src", AudioPlan(copy=True), Path("/out"), audio_index=1, segment_seconds=6
-    )
+    copied = command("/src", audio=AudioPlan(copy=True))
     assert option(copied, "-acodec") == "copy"
     assert "-filter_complex" not in copied
     assert option(copied, "-map") == "0:1"
+
+
+def test_one_command_decodes_once_and_splits_into_every_rung() -> None:
+    rungs = [
+        LadderRung("720p", 1280, 720, Fraction(30), 4_500_000),
+        LadderRung("360p", 640, 360, Fraction(30), 365_000),
+    ]
+    args = command("/src.mp4", *rungs, audio=AudioPlan(copy=False))
+    assert args.count("-i") == 1
+    graph = option(args, "-filter_complex")
+    assert "split=2" in graph
+    assert "scale=1280:720" in graph and "scale=640:360" in graph
+    # Each output has its own codec options, in the order of the renditions.
+    assert [args[i + 1] for i, a in enumerate(args) if a == "-maxrate"] == ["4500000", "365000"]
+    outputs = [a for a in args if a.startswith(("/tmp/", "/out/"))]
+    assert outputs[:2] == ["/tmp/720p.mp4", "/tmp/360p.mp4"]
+    assert option(args, "-acodec") == "aac" and "/out/ffmpeg.m3u8" in args
+    assert args.count("-progress") == 1
+
+
+def test_a_single_rung_needs_no_split() -> None:
+    args = command("/src.mp4", LadderRung("360p", 640, 360, Fraction(30), 365_000))
+    assert "split" not in option(args, "-filter_complex")
+
+
+def test_an_encode_without_renditions_or_audio_index_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least one rendition"):
+        command("/src.mp4")
+    with pytest.raises(ValueError, match="audio stream index"):
+        command("/src.mp4", audio=AudioPlan(copy=True), audio_index=None)

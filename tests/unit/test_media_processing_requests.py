@@ -1,5 +1,5 @@
 """Work items of a run: queue messages from asset events (several events, several
-messages each, duplicates, garbage) and the UI Params; plus rendition planning."""
+messages each, duplicates, garbage) and the UI Params; plus encode planning."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from vidflow.media.ladder import AudioPlan
 from vidflow.media.probe import AudioStream, ProbeResult, VideoStream
 from vidflow.orchestration.video_processing import processing_queue_url, video_ids_of
 from vidflow.processing.requests import parse_message, requests_for_run
-from vidflow.processing.steps import media_version, plan_renditions
+from vidflow.processing.steps import group_renditions, media_version, plan_encodes
 
 A, B, C = (str(uuid.uuid4()) for _ in range(3))
 
@@ -133,27 +133,76 @@ def job(video_id: str, width: int, height: int, *, audio: bool) -> dict[str, Any
     }
 
 
-def test_renditions_of_all_videos_biggest_first() -> None:
-    items = plan_renditions(
+def renditions_of(items: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(i["video_id"], r["name"]) for i in items for r in i["renditions"]]
+
+
+def test_one_task_per_rendition_when_encodes_are_not_shared() -> None:
+    items = plan_encodes(
         [
             job(A, 1280, 720, audio=True),
             {"video_id": B, "status": "failed"},
             None,
             job(C, 640, 360, audio=False),
-        ]
+        ],
+        encodes_per_video=10,
     )
-    names = [(i["video_id"], i["name"]) for i in items]
+    assert all(len(i["renditions"]) == 1 for i in items)
+    names = renditions_of(items)
     assert names[0] == (A, "720p")
     assert (A, "audio") in names and not any(v == C and n == "audio" for v, n in names)
     assert all(v != B for v, _ in names)
     assert len(items) == 5 + 1 + 2  # A: 5 rungs + audio, C: 2 rungs
     assert items[0]["label"] == f"720p {A[:8]}"
-    audio_item = next(i for i in items if i["name"] == "audio")
-    assert AudioPlan.from_dict(audio_item["audio"]) == AudioPlan(copy=False)
-    assert audio_item["stream_index"] == 1
-    single = plan_renditions([job(A, 640, 360, audio=False)])
+    audio_item = next(i for i in items if i["renditions"][0]["name"] == "audio")
+    assert AudioPlan.from_dict(audio_item["renditions"][0]["audio"]) == AudioPlan(copy=False)
+    assert (audio_item["video_index"], audio_item["audio_index"]) == (0, 1)
+    single = plan_encodes([job(A, 640, 360, audio=False)], encodes_per_video=10)
     assert [i["label"] for i in single] == ["360p", "234p"]
+    assert single[0]["audio_index"] is None
     # Exactly one rendition per video makes the storyboard: the smallest.
-    assert [i["storyboard"] for i in single] == [False, True]
-    boards = [(i["video_id"], i["name"]) for i in items if i.get("storyboard")]
+    assert [i["renditions"][0]["storyboard"] for i in single] == [False, True]
+    boards = [
+        (i["video_id"], r["name"]) for i in items for r in i["renditions"] if r.get("storyboard")
+    ]
     assert sorted(boards) == sorted([(A, "234p"), (C, "234p")])
+
+
+def test_a_video_is_split_into_balanced_encodes_that_share_a_decode() -> None:
+    items = plan_encodes([job(A, 1920, 1080, audio=True)], encodes_per_video=2)
+    # 1080p alone weighs about as much as the five rungs below it together.
+    assert [i["label"] for i in items] == ["720p+540p+432p+360p+234p", "1080p+audio"]
+    assert sorted(n for _, n in renditions_of(items)) == sorted(
+        ["1080p", "720p", "540p", "432p", "360p", "234p", "audio"]
+    )
+    assert all(i["version"] == "v1" and i["duration"] == 10.0 for i in items)
+    one = plan_encodes([job(A, 1920, 1080, audio=True)], encodes_per_video=1)
+    assert [i["label"] for i in one] == ["1080p+720p+540p+432p+360p+234p+audio"]
+
+
+def test_several_videos_each_get_their_encodes_biggest_first() -> None:
+    items = plan_encodes(
+        [job(C, 640, 360, audio=False), job(A, 1280, 720, audio=True)], encodes_per_video=2
+    )
+    assert [(i["video_id"], i["label"].split()[0]) for i in items] == [
+        (A, "540p+432p+360p"),
+        (A, "720p+234p+audio"),
+        (C, "360p"),
+        (C, "234p"),
+    ]
+
+
+@pytest.mark.parametrize("groups", [1, 2, 3, 4])
+def test_grouping_keeps_every_rendition_once_and_balances_the_cost(groups: int) -> None:
+    costs = [9.0, 4.0, 3.0, 2.0, 1.0, 1.0]
+    renditions = [
+        {"kind": "video", "name": f"r{i}", "rung": {"width": c, "height": 1, "frame_rate": "1"}}
+        for i, c in enumerate(costs)
+    ] + [{"kind": "audio", "name": "audio"}]
+    bins = group_renditions(renditions, groups)
+    assert len(bins) == groups
+    assert sorted(r["name"] for b in bins for r in b) == sorted(r["name"] for r in renditions)
+    loads = [sum(r["rung"]["width"] for r in b if r["kind"] == "video") for b in bins]
+    # Longest processing time first: no group exceeds the mean by more than the biggest item.
+    assert max(loads) <= sum(costs) / groups + max(costs)
+    assert len(group_renditions(renditions[:2], 5)) == 2  # never an empty encode

@@ -2,7 +2,10 @@
 
 Commands are argument lists built with ffmpeg-python, never shell strings.
 
-Video (one rendition per command): x264 High profile with capped CRF (``-crf`` plus
+One command encodes one or several renditions of a source (see :func:`encode_args`):
+the source is decoded once and split into every rung's filter chain.
+
+Video: x264 High profile with capped CRF (``-crf`` plus
 ``-maxrate`` and ``-bufsize`` at twice the cap). Every rendition gets the same constant
 frame rate and the same closed GOP: IDR frames are forced at exact multiples of the GOP
 length (:func:`gop_seconds`, which divides the segment length) and x264's scene-cut
@@ -21,7 +24,7 @@ import math
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
@@ -129,27 +132,75 @@ def x264_options(
     }
 
 
-def video_encode_args(
+@dataclass(frozen=True)
+class VideoOutput:
+    """A video rendition of an encode: its rung and the fragmented MP4 it goes to."""
+
+    rung: LadderRung
+    path: Path
+
+
+@dataclass(frozen=True)
+class AudioOutput:
+    """The audio rendition of an encode: its plan and the folder of its CMAF segments."""
+
+    plan: AudioPlan
+    directory: Path
+
+
+def encode_args(
     source: str,
-    rung: LadderRung,
-    output: Path,
     *,
+    videos: Sequence[VideoOutput],
+    audio: AudioOutput | None,
     video_index: int,
+    audio_index: int | None,
     segment_seconds: int,
     preset: str,
     crf: int,
 ) -> list[str]:
-    """ffmpeg arguments encoding ``rung`` of ``source`` into a fragmented MP4."""
-    stream = scale_for(_input(source)[str(video_index)], rung)
-    out = stream.output(
-        str(output),
-        f="mp4",
-        movflags=VIDEO_MOVFLAGS,
-        map_metadata=-1,
-        map_chapters=-1,
-        **x264_options(rung, segment_seconds=segment_seconds, preset=preset, crf=crf),
-    )
-    return _with_progress(out)
+    """ffmpeg arguments encoding several renditions of ``source`` in one process.
+
+    The source is read and decoded once; its video is ``split`` into every rung's chain.
+    Each video rendition goes to one fragmented MP4 (see the module docstring); the audio
+    rendition to CMAF segments in its folder (``init.mp4``, ``seg_00001.m4s``...;
+    ffmpeg's own ``ffmpeg.m3u8`` is not used).
+    """
+    if not videos and audio is None:
+        raise ValueError("an encode needs at least one rendition")
+    source_input = _input(source)
+    outputs = []
+    if videos:
+        picture = source_input[str(video_index)]
+        branches = picture.split() if len(videos) > 1 else None
+        for number, video in enumerate(videos):
+            stream = branches[number] if branches is not None else picture
+            outputs.append(
+                scale_for(stream, video.rung).output(
+                    str(video.path),
+                    f="mp4",
+                    movflags=VIDEO_MOVFLAGS,
+                    map_metadata=-1,
+                    map_chapters=-1,
+                    **x264_options(
+                        video.rung, segment_seconds=segment_seconds, preset=preset, crf=crf
+                    ),
+                )
+            )
+    if audio is not None:
+        if audio_index is None:
+            raise ValueError("an audio rendition needs the source's audio stream index")
+        sound, codec = audio_chain(source_input[str(audio_index)], audio.plan)
+        outputs.append(
+            sound.output(
+                str(audio.directory / "ffmpeg.m3u8"),
+                map_metadata=-1,
+                map_chapters=-1,
+                **hls_fmp4_options(audio.directory, segment_seconds),
+                **codec,
+            )
+        )
+    return _with_progress(ffmpeg.merge_outputs(*outputs))
 
 
 def _with_progress(out: Any) -> list[str]:
@@ -189,27 +240,6 @@ def audio_chain(stream: Any, plan: AudioPlan) -> tuple[Any, dict[str, Any]]:
         "ac": plan.channels,
     }
     return resampled, codec
-
-
-def audio_encode_args(
-    source: str,
-    plan: AudioPlan,
-    output_dir: Path,
-    *,
-    audio_index: int,
-    segment_seconds: int,
-) -> list[str]:
-    """ffmpeg arguments writing the audio rendition as fMP4 segments into ``output_dir``
-    (``init.mp4`` and ``seg_00001.m4s``...; ffmpeg's own playlist is not used)."""
-    stream, codec = audio_chain(_input(source)[str(audio_index)], plan)
-    out = stream.output(
-        str(output_dir / "ffmpeg.m3u8"),
-        map_metadata=-1,
-        map_chapters=-1,
-        **hls_fmp4_options(output_dir, segment_seconds),
-        **codec,
-    )
-    return _with_progress(out)
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,13 @@ Each step takes and returns small dicts (Airflow XComs) and is safe to retry:
 
 1. :func:`probe_videos` claims every video of the run, probes each original through a
    presigned URL (checking its SHA-256 against the message's) and plans its ladder; an
-   invalid source ends here as ``failed`` with a reason. :func:`plan_renditions`
-   flattens every video's ladder (plus its audio) into one list, the biggest encodes
-   first, so one mapped task per rendition can fan out.
-2. :func:`transcode_rendition` encodes one rendition, cuts its CMAF segments, writes its
-   playlists and uploads them to the version prefix (a staging area nobody reads yet).
+   invalid source ends here as ``failed`` with a reason. :func:`plan_encodes` splits
+   every video's renditions (its ladder plus its audio) into a few encodes of about
+   equal cost, one per slot of the ``transcode`` pool by default, so the mapped transcode
+   task fans out without decoding the source once per rendition.
+2. :func:`transcode_encode` encodes the renditions of one encode with one ffmpeg, cuts
+   their CMAF segments, writes their playlists and uploads them to the version prefix (a
+   staging area nobody reads yet).
 3. :func:`make_thumbnails` writes posters next to them (the storyboard comes from the
    smallest rendition's transcode).
 4. :func:`package_and_publish`: :func:`package_video` writes the HLS master playlist
@@ -33,6 +35,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -143,11 +146,23 @@ def probe_claimed(
         )
         return _outcome(req.video_id, FAILED, invalid.reason)
 
+    return planned_job(
+        req.video_id,
+        version=media_version(run_id, req.video_id, attempt),
+        source_key=req.source_key,
+        probe=probe,
+    )
+
+
+def planned_job(
+    video_id: str, *, version: str, source_key: str, probe: ProbeResult
+) -> dict[str, Any]:
+    """A ready video: its probe, its ladder and its audio plan (the ``jobs`` XCom)."""
     rungs = plan_ladder(probe)
     audio = plan_audio(probe)
     log.info(
         "video %s: %sx%s %s %.2fs -> %s%s",
-        req.video_id,
+        video_id,
         probe.video.width,
         probe.video.height,
         probe.video.codec,
@@ -156,10 +171,10 @@ def probe_claimed(
         f" + audio ({'copy' if audio.copy else 'aac'})" if audio else " (no audio)",
     )
     return _outcome(
-        req.video_id,
+        video_id,
         READY,
-        version=media_version(run_id, req.video_id, attempt),
-        source_key=req.source_key,
+        version=version,
+        source_key=source_key,
         probe=probe.to_dict(),
         rungs=[r.to_dict() for r in rungs],
         audio=audio.to_dict() if audio else None,
@@ -181,7 +196,7 @@ def probe_videos(
     """The first step of a run: every video it was given, claimed, probed and planned.
 
     Returns ``jobs`` (one outcome per video: ready, skipped or failed) and
-    ``renditions`` (the work items of the mapped transcode task, biggest first).
+    ``encodes`` (the work items of the mapped transcode task, biggest first).
 
     Claims go one at a time, because they ask Airflow about other runs through the
     task's own channel; probes run concurrently (they wait on storage and ffprobe). An
@@ -217,7 +232,10 @@ def probe_videos(
         )
     )
     ordered = [jobs[req.video_id] for req in requests if req.video_id in jobs]
-    return {"jobs": ordered, "renditions": plan_renditions(ordered)}
+    return {
+        "jobs": ordered,
+        "encodes": plan_encodes(ordered, encodes_per_video=settings.encode_groups),
+    }
 
 
 class StepError(RuntimeError):
@@ -265,48 +283,71 @@ def per_video(
     return outcomes
 
 
-def plan_renditions(jobs: Sequence[Mapping[str, Any] | None]) -> list[dict[str, Any]]:
-    """One work item per rendition of every ready video, the most expensive first."""
+def _rendition_cost(rendition: Mapping[str, Any]) -> float:
+    """Relative encoding cost of a rendition: pixels per second (audio is nearly free)."""
+    if rendition["kind"] == AUDIO:
+        return 0.0
+    rung = rendition["rung"]
+    return float(rung["width"] * rung["height"] * Fraction(rung["frame_rate"]))
+
+
+def group_renditions(
+    renditions: Sequence[Mapping[str, Any]], groups: int
+) -> list[list[Mapping[str, Any]]]:
+    """Split one video's renditions into at most ``groups`` encodes of about equal cost
+    (longest processing time first: each rendition, most expensive first, joins the
+    cheapest group so far). Each group is one ffmpeg process that decodes the source
+    once, so fewer groups mean fewer decodes and more groups more parallelism."""
+    ordered = sorted(renditions, key=_rendition_cost, reverse=True)
+    bins: list[tuple[float, list[Mapping[str, Any]]]] = [
+        (0.0, []) for _ in range(max(1, min(groups, len(ordered))))
+    ]
+    for rendition in ordered:
+        index = min(range(len(bins)), key=lambda i: (bins[i][0], len(bins[i][1])))
+        cost, members = bins[index]
+        bins[index] = (cost + _rendition_cost(rendition), [*members, rendition])
+    return [members for _, members in bins if members]
+
+
+def plan_encodes(
+    jobs: Sequence[Mapping[str, Any] | None], *, encodes_per_video: int
+) -> list[dict[str, Any]]:
+    """The work items of the mapped transcode task: every ready video's renditions (its
+    ladder plus its audio) split into at most ``encodes_per_video`` encodes, the most
+    expensive encodes of the run first. An encode's ``label`` (its map index in the
+    Airflow UI) names its renditions, e.g. ``720p+540p+432p+360p+234p``."""
     ready = [job for job in jobs if job and job.get("status") == READY]
     items: list[tuple[float, dict[str, Any]]] = []
     for job in ready:
         probe = ProbeResult.from_dict(job["probe"])
-        base = {
-            "video_id": job["video_id"],
-            "version": job["version"],
-            "source_key": job["source_key"],
-            "duration": probe.duration,
-        }
-        suffix = "" if len(ready) == 1 else f" {job['video_id'][:8]}"
         smallest = min(job["rungs"], key=lambda r: r["width"] * r["height"])["name"]
-        for rung in job["rungs"]:
-            cost = rung["width"] * rung["height"] * probe.duration
+        renditions: list[dict[str, Any]] = [
+            {
+                "kind": "video",
+                "name": rung["name"],
+                "rung": rung,
+                # The storyboard comes from the smallest rendition's keyframes.
+                "storyboard": rung["name"] == smallest,
+            }
+            for rung in job["rungs"]
+        ]
+        if job.get("audio") and probe.audio is not None:
+            renditions.append({"kind": AUDIO, "name": AUDIO, "audio": job["audio"]})
+        suffix = "" if len(ready) == 1 else f" {job['video_id'][:8]}"
+        for group in group_renditions(renditions, encodes_per_video):
+            cost = sum(_rendition_cost(r) for r in group) * probe.duration
             items.append(
                 (
                     cost,
                     {
-                        **base,
-                        "kind": "video",
-                        "name": rung["name"],
-                        "label": rung["name"] + suffix,
-                        "rung": rung,
-                        "stream_index": probe.video.index,
-                        # The storyboard comes from the smallest rendition's keyframes.
-                        "storyboard": rung["name"] == smallest,
-                    },
-                )
-            )
-        if job.get("audio") and probe.audio is not None:
-            items.append(
-                (
-                    0.0,
-                    {
-                        **base,
-                        "kind": AUDIO,
-                        "name": AUDIO,
-                        "label": AUDIO + suffix,
-                        "audio": job["audio"],
-                        "stream_index": probe.audio.index,
+                        "video_id": job["video_id"],
+                        "version": job["version"],
+                        "source_key": job["source_key"],
+                        "duration": probe.duration,
+                        "label": "+".join(r["name"] for r in group) + suffix,
+                        "video_index": probe.video.index,
+                        "audio_index": probe.audio.index if probe.audio else None,
+                        "renditions": [dict(r) for r in group],
                     },
                 )
             )
@@ -323,98 +364,137 @@ def _still_ours(settings: Settings, video_id: str, run_id: str) -> bool:
     return bool(state and state["processing_run_id"] == run_id)
 
 
-def transcode_rendition(
-    rendition: Mapping[str, Any],
+def encode_command(
+    item: Mapping[str, Any], source: str, work: Path, *, settings: Settings
+) -> list[str]:
+    """The ffmpeg command of an encode: every video rendition to ``work/{name}.mp4``, the
+    audio rendition to segments in ``work/audio/``."""
+    videos = [
+        encode.VideoOutput(LadderRung.from_dict(r["rung"]), work / f"{r['name']}.mp4")
+        for r in item["renditions"]
+        if r["kind"] != AUDIO
+    ]
+    sound = next((r for r in item["renditions"] if r["kind"] == AUDIO), None)
+    audio = None
+    if sound is not None:
+        audio = encode.AudioOutput(AudioPlan.from_dict(sound["audio"]), work / AUDIO)
+        audio.directory.mkdir(exist_ok=True)
+    return encode.encode_args(
+        source,
+        videos=videos,
+        audio=audio,
+        video_index=item["video_index"],
+        audio_index=item.get("audio_index"),
+        segment_seconds=settings.segment_seconds,
+        preset=settings.x264_preset,
+        crf=settings.x264_crf,
+    )
+
+
+def transcode_encode(
+    item: Mapping[str, Any],
     *,
     settings: Settings,
     run_id: str,
     report: Report | None = None,
-) -> dict[str, Any]:
-    """Encode one rendition and upload its segments and playlists to the staging prefix."""
+) -> list[dict[str, Any]]:
+    """Encode the renditions of one work item with one ffmpeg (one decode of the source),
+    cut their CMAF segments and upload each rendition to its folder under the version
+    prefix (a staging area nobody reads yet). One outcome per rendition."""
     say = report or log.info
-    video_id, name = rendition["video_id"], rendition["name"]
+    video_id, label = item["video_id"], item["label"]
+    renditions = list(item["renditions"])
+    names = [r["name"] for r in renditions]
     if not _still_ours(settings, video_id, run_id):
-        say(f"{name}: video {video_id} is no longer claimed by this run; skipping")
-        return _outcome(video_id, SKIPPED, "claim lost", name=name)
+        say(f"{label}: video {video_id} is no longer claimed by this run; skipping")
+        return [_outcome(video_id, SKIPPED, "claim lost", name=name) for name in names]
     s3 = s3_client(settings)
     url = objects.presigned_get(
-        s3, settings.bucket_originals, rendition["source_key"], settings.presigned_url_seconds
+        s3, settings.bucket_originals, item["source_key"], settings.presigned_url_seconds
     )
-    duration = float(rendition["duration"])
-    storyboard: Path | None = None
+    duration = float(item["duration"])
     with _scratch(settings) as scratch:
         work = Path(scratch)
-        out_dir = work / name
-        out_dir.mkdir()
+        args = encode_command(item, url, work, settings=settings)
         try:
-            if rendition["kind"] == AUDIO:
-                plan = AudioPlan.from_dict(rendition["audio"])
-                args = encode.audio_encode_args(
-                    url,
-                    plan,
-                    out_dir,
-                    audio_index=rendition["stream_index"],
-                    segment_seconds=settings.segment_seconds,
-                )
-                stats = encode.run_ffmpeg(args, label=name, duration=duration, report=say)
-                (out_dir / "ffmpeg.m3u8").unlink(missing_ok=True)
-                media = package.collect_segments(
-                    out_dir,
-                    name=name,
-                    kind=AUDIO,
-                    sample_rate=plan.sample_rate,
-                    channels=plan.channels,
-                )
-            else:
-                rung = LadderRung.from_dict(rendition["rung"])
-                fmp4 = work / f"{name}.mp4"
-                args = encode.video_encode_args(
-                    url,
-                    rung,
-                    fmp4,
-                    video_index=rendition["stream_index"],
-                    segment_seconds=settings.segment_seconds,
-                    preset=settings.x264_preset,
-                    crf=settings.x264_crf,
-                )
-                stats = encode.run_ffmpeg(args, label=name, duration=duration, report=say)
-                media = package.cut_video(
-                    fmp4,
-                    out_dir,
-                    name=name,
-                    width=rung.width,
-                    height=rung.height,
-                    frame_rate=float(rung.frame_rate),
-                    segment_seconds=settings.segment_seconds,
-                )
-                if rendition.get("storyboard"):
-                    storyboard = _storyboard(settings, fmp4, duration, work / "thumbnails")
-                fmp4.unlink()
+            stats = encode.run_ffmpeg(args, label=label, duration=duration, report=say)
         except encode.EncodeError as error:
             if not error.source_at_fault:
                 raise
             reason = (
-                f"The video could not be decoded while encoding {name}: "
+                f"The video could not be decoded while encoding {label}: "
                 f"{_last_line(error.stderr_tail)}"
             )
             catalog.mark_failed(settings=settings, video_id=video_id, run_id=run_id, reason=reason)
-            return _outcome(video_id, FAILED, reason, name=name)
+            return [_outcome(video_id, FAILED, reason, name=name) for name in names]
+        encoded = {
+            "encode": label,
+            "preset": settings.x264_preset,
+            "wall_seconds": round(stats.wall_seconds, 3),
+            "realtime_factor": round(stats.realtime_factor, 3),
+            "fps": round(stats.fps, 2) if stats.fps else None,
+        }
+        # Cutting is file work and uploads wait on storage: all renditions at once.
+        stage = partial(_stage_rendition, work=work, settings=settings, item=item, stats=encoded)
+        with ThreadPoolExecutor(len(renditions), thread_name_prefix="stage") as pool:
+            return list(pool.map(partial(stage, report=say), renditions))
 
-        version = objects.version_prefix(video_id, rendition["version"])
-        prefix = f"{version}{name}/"
-        # A retry may find a previous attempt's objects: start from an empty prefix.
-        objects.delete_prefix(s3, settings.bucket_media, prefix)
-        uploaded = objects.upload_tree(s3, out_dir, settings.bucket_media, prefix)
-        storyboard_url = None
-        if storyboard is not None:
-            board = f"{version}thumbnails/"
-            objects.upload_tree(s3, storyboard.parent, settings.bucket_media, board)
-            storyboard_url = objects.public_url(settings, board + storyboard.name)
+
+def _stage_rendition(
+    rendition: Mapping[str, Any],
+    *,
+    work: Path,
+    settings: Settings,
+    item: Mapping[str, Any],
+    stats: Mapping[str, Any],
+    report: Report,
+) -> dict[str, Any]:
+    """Cut one encoded rendition into its segments and playlists and upload them."""
+    video_id, name = item["video_id"], rendition["name"]
+    duration = float(item["duration"])
+    out_dir = work / f"{name}.segments"
+    storyboard: Path | None = None
+    if rendition["kind"] == AUDIO:
+        plan = AudioPlan.from_dict(rendition["audio"])
+        source_dir = work / AUDIO
+        (source_dir / "ffmpeg.m3u8").unlink(missing_ok=True)
+        source_dir.rename(out_dir)
+        media = package.collect_segments(
+            out_dir, name=name, kind=AUDIO, sample_rate=plan.sample_rate, channels=plan.channels
+        )
+    else:
+        rung = LadderRung.from_dict(rendition["rung"])
+        fmp4 = work / f"{name}.mp4"
+        out_dir.mkdir()
+        media = package.cut_video(
+            fmp4,
+            out_dir,
+            name=name,
+            width=rung.width,
+            height=rung.height,
+            frame_rate=float(rung.frame_rate),
+            segment_seconds=settings.segment_seconds,
+        )
+        if rendition.get("storyboard"):
+            storyboard = _storyboard(settings, fmp4, duration, work / "thumbnails")
+        fmp4.unlink()
+
+    s3 = s3_client(settings)
+    version = objects.version_prefix(video_id, item["version"])
+    prefix = f"{version}{name}/"
+    # A retry may find a previous attempt's objects: start from an empty prefix.
+    objects.delete_prefix(s3, settings.bucket_media, prefix)
+    uploaded = objects.upload_tree(s3, out_dir, settings.bucket_media, prefix)
+    storyboard_url = None
+    if storyboard is not None:
+        board = f"{version}thumbnails/"
+        objects.upload_tree(s3, storyboard.parent, settings.bucket_media, board)
+        storyboard_url = objects.public_url(settings, board + storyboard.name)
     summary = media.summary()
-    say(
+    report(
         f"{name}: {summary.segment_count} segments, {len(uploaded)} objects, "
         f"peak {summary.peak_bitrate / 1000:.0f} kb/s, average {summary.average_bitrate / 1000:.0f}"
-        f" kb/s, {stats.realtime_factor:.2f}x realtime"
+        f" kb/s"
     )
     return _outcome(
         video_id,
@@ -422,12 +502,7 @@ def transcode_rendition(
         name=name,
         summary=summary.to_dict(),
         storyboard_url=storyboard_url,
-        stats={
-            "preset": settings.x264_preset if rendition["kind"] != AUDIO else None,
-            "wall_seconds": round(stats.wall_seconds, 3),
-            "realtime_factor": round(stats.realtime_factor, 3),
-            "fps": round(stats.fps, 2) if stats.fps else None,
-        },
+        stats=dict(stats),
     )
 
 
@@ -563,7 +638,7 @@ def package_and_publish(
 
 def publish_videos(
     jobs: Iterable[Mapping[str, Any] | None],
-    transcoded: Iterable[Mapping[str, Any] | None],
+    transcoded: Iterable[Mapping[str, Any] | Sequence[Mapping[str, Any] | None] | None],
     thumbnail_results: Iterable[Mapping[str, Any] | None],
     *,
     settings: Settings,
@@ -572,7 +647,7 @@ def publish_videos(
 ) -> list[dict[str, Any]]:
     """Package and publish every video of the run; one outcome per video."""
     listed = [job for job in jobs if job]
-    results, thumbs = list(transcoded), list(thumbnail_results)
+    results, thumbs = flatten_results(transcoded), list(thumbnail_results)
     outcomes = per_video(
         {
             job["video_id"]: partial(
@@ -586,6 +661,20 @@ def publish_videos(
         last_attempt=last_attempt,
     )
     return list(outcomes.values())
+
+
+def flatten_results(
+    results: Iterable[Mapping[str, Any] | Sequence[Mapping[str, Any] | None] | None],
+) -> list[Mapping[str, Any]]:
+    """The rendition outcomes of the mapped transcode task: each encode returns a list
+    (one per rendition); a task that never ran gives None."""
+    flat: list[Mapping[str, Any]] = []
+    for result in results:
+        if isinstance(result, Mapping):
+            flat.append(result)
+        elif result:
+            flat.extend(r for r in result if r)
+    return flat
 
 
 def rendition_rows(
