@@ -12,7 +12,8 @@ machine, in the same run:
 * **DAG**: the platform as it runs: the source in the originals bucket, a message on the
   processing queue in the real format, and the wall time until the catalog row says
   ``processed`` (probe, the mapped transcode tasks in the ``transcode`` pool, thumbnails,
-  packaging, publish).
+  packaging, publish). A 2-second clip goes through the DAG first, untimed, so the first
+  run after ``make up`` does not carry Airflow's one-off start-up.
 
 It reports the DAG/baseline ratio (target <= 1.3), realtime factor and fps of every
 transcode task (each an ffmpeg encoding a share of the ladder; from the tasks' own
@@ -61,8 +62,8 @@ DAG_ID = "video_processing"
 TARGET_RATIO = 1.3
 
 
-def make_source(path: Path, seconds: int) -> None:
-    video = ffmpeg.input(f"testsrc2=size=1920x1080:rate=30:duration={seconds}", f="lavfi")
+def make_source(path: Path, seconds: int, size: str = "1920x1080") -> None:
+    video = ffmpeg.input(f"testsrc2=size={size}:rate=30:duration={seconds}", f="lavfi")
     video = video.filter("noise", alls=3, allf="t")
     audio = ffmpeg.input(f"sine=frequency=440:sample_rate=48000:duration={seconds}", f="lavfi")
     out = ffmpeg.output(
@@ -152,17 +153,24 @@ def run_fanout_floor(source: Path, settings: Settings) -> dict[str, Any]:
             work.mkdir()
             commands.append(steps.encode_command(item, str(source), work, settings=settings))
 
-        def run(args: list[str]) -> None:
+        def run(args: list[str]) -> float:
+            began = time.monotonic()
             subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            return round(time.monotonic() - began, 2)
 
         started = time.monotonic()
         with ThreadPoolExecutor(settings.transcode_pool_slots) as pool:
-            list(pool.map(run, commands))
+            seconds = list(pool.map(run, commands))
         wall = time.monotonic() - started
     return {
         "wall_seconds": round(wall, 2),
         "processes": len(commands),
         "encodes": [item["label"] for item in encodes],
+        # Processes that decode the source's video (an audio-only encode does not).
+        "video_decodes": sum(
+            any(r["kind"] != steps.AUDIO for r in item["renditions"]) for item in encodes
+        ),
+        "process_seconds": dict(zip((item["label"] for item in encodes), seconds, strict=True)),
     }
 
 
@@ -356,42 +364,56 @@ def summary_markdown(result: dict[str, Any]) -> str:
         f"| fan-out floor: the DAG's {result['fanout_floor']['processes']} ffmpeg commands in a "
         f"local pool of {result['settings']['transcode_pool_slots']}, no Airflow | "
         f"{result['fanout_floor']['wall_seconds']:.1f} s (x{result['floor_ratio']:.2f}) |",
-        f"| DAG: queue message -> `processed` | {dag['wall_seconds']:.1f} s |",
+        f"| DAG: queue message -> `processed` (after a warm-up clip: "
+        f"{result.get('dag_warm_up_seconds', 0):.1f} s) | {dag['wall_seconds']:.1f} s |",
         f"| **ratio** (target <= {TARGET_RATIO}) | **{result['ratio']:.2f}** |",
         "",
-        "| transcode task (encode) | task s | ffmpeg s | realtime x | fps | peak kb/s |",
-        "|---|---|---|---|---|---|",
+        "| rendition | transcode task (its encode) | task s | ffmpeg s | realtime x | fps | "
+        "peak kb/s |",
+        "|---|---|---|---|---|---|---|",
     ]
     for e in dag["encodes"]:
         fps = f"{e['fps']:.1f}" if e["fps"] else "-"
-        peaks = ", ".join(f"{name} {kbps}" for name, kbps in e["peak_kbps"].items())
-        lines.append(
-            f"| {e['encode']} | {e['task_seconds']:.1f} | {e['ffmpeg_seconds']:.1f} | "
-            f"{e['realtime_factor']:.2f} | {fps} | {peaks} |"
-        )
+        lines += [
+            f"| {name} | {e['encode']} | {e['task_seconds']:.1f} | {e['ffmpeg_seconds']:.1f} | "
+            f"{e['realtime_factor']:.2f} | {fps} | {kbps} |"
+            for name, kbps in e["peak_kbps"].items()
+        ]
     floor = result["fanout_floor"]
     processes = floor["processes"]
+    decodes = floor.get("video_decodes", processes)
     lines += [
         "",
-        "Realtime factor and fps are per ffmpeg process: the renditions of one encode share "
-        "its decode and its figures.",
+        "The renditions of one encode are made by one ffmpeg process in lockstep (one "
+        "decode, split into their rungs), so they share its realtime factor and fps.",
         "",
         f"Overhead over the baseline: {dag['wall_seconds'] - base['wall_seconds']:.1f} s, of which",
         "",
         f"- {floor['wall_seconds'] - base['wall_seconds']:.1f} s is the fan-out itself "
-        f"({processes} ffmpeg processes instead of one: {processes - 1} more decodes of the "
-        "source, and the processes' shares of the ladder never end at the same moment), "
-        "measured by the floor above without Airflow;",
+        f"({processes} ffmpeg processes instead of one: {decodes - 1} more "
+        f"decode{'' if decodes == 2 else 's'} of the source, and the processes' shares of "
+        "the ladder never end at the same moment), measured by the floor above without "
+        "Airflow;",
         f"- {dag['wall_seconds'] - floor['wall_seconds']:.1f} s is orchestration, transfers "
         "and packaging (the DAG over the floor).",
     ]
+    slowest = max(dag["encodes"], key=lambda e: e["ffmpeg_seconds"] or 0)
+    alone = floor.get("process_seconds", {}).get(slowest["encode"])
+    if alone:
+        lines += [
+            "",
+            f"The longest encode, {slowest['encode']}, ran {slowest['ffmpeg_seconds']:.1f} s of "
+            f"ffmpeg in the DAG against {alone:.1f} s in the floor: in the DAG it shares the "
+            "cores with the thumbnails task and Airflow's own processes, and reads the "
+            "source over HTTP from the object store.",
+        ]
     lines += ["", "Where the DAG's time goes (critical path, seconds after the message):", ""]
     lines += [f"- {name}: {seconds:.1f} s" for name, seconds in result["breakdown"].items()]
     probe = result["probe"]
     lines += [
         "",
         f"One decode of the source's video takes {result['decode_pass_seconds']:.1f} s on its "
-        f"own; the DAG's encodes decode it {processes} times, the baseline once.",
+        f"own; the DAG's encodes decode it {decodes} times, the baseline once.",
     ]
     lines += [
         "",
@@ -460,6 +482,14 @@ def main() -> None:
         print("fan-out floor: the DAG's ffmpeg commands in a local pool", flush=True)
         floor = run_fanout_floor(source, settings)
         print(f"  {floor['wall_seconds']} s", flush=True)
+        # The first run after the stack starts pays one-off start-up (Airflow's workers
+        # load the DAG bundle, about 2 s): a 2 s clip goes through first, so the timed
+        # run measures the platform as it runs all day.
+        print("DAG warm-up: a 2 s clip", flush=True)
+        clip = Path(scratch) / "warm-up.mp4"
+        make_source(clip, 2, size="640x360")
+        warm_up = run_dag(clip, settings, client)["wall_seconds"]
+        print(f"  {warm_up} s", flush=True)
         print("DAG: queue message -> processed", flush=True)
         dag = run_dag(source, settings, client)
         print(f"  {dag['wall_seconds']} s", flush=True)
@@ -489,6 +519,7 @@ def main() -> None:
         "baseline": baseline,
         "fanout_floor": floor,
         "floor_ratio": round(floor["wall_seconds"] / baseline["wall_seconds"], 3),
+        "dag_warm_up_seconds": warm_up,
         "dag": dag,
         "ratio": round(dag["wall_seconds"] / baseline["wall_seconds"], 3),
         "target_ratio": TARGET_RATIO,

@@ -331,6 +331,24 @@ def test_an_original_that_differs_from_the_upload_ends_failed(
     )
     assert job["status"] == steps.FAILED and f"is {size} bytes" in job["reason"]
 
+    # Half an original: the size says why, before ffprobe would call it truncated.
+    half = str(uuid.uuid4())
+    create_video(stack, uuid.UUID(half))
+    s3_client(stack).put_object(
+        Bucket=stack.bucket_originals,
+        Key=f"originals/{half}/source",
+        Body=tiny_source.read_bytes()[: size // 2],
+    )
+    job = probe_video(
+        {**request(half), "size": size, "sha256": good},
+        settings=stack,
+        run_id="run-h",
+        attempt=1,
+        is_run_active=never_active,
+    )
+    assert job["status"] == steps.FAILED
+    assert f"is {size // 2} bytes but the upload finished with {size}" in job["reason"]
+
     third = str(uuid.uuid4())
     create_video(stack, uuid.UUID(third))
     upload_source(stack, uuid.UUID(third), tiny_source)

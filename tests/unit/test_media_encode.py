@@ -9,13 +9,16 @@ import pytest
 
 from vidflow.media.encode import (
     AudioOutput,
+    EncodeError,
     Progress,
     VideoOutput,
     encode_args,
     gop_seconds,
     parse_progress,
+    run_ffmpeg,
 )
 from vidflow.media.ladder import AudioPlan, LadderRung
+from vidflow.media.probe import ToolKilled
 
 PROGRESS = """\
 frame=0
@@ -181,3 +184,16 @@ def test_an_encode_without_renditions_or_audio_index_is_refused() -> None:
         command("/src.mp4")
     with pytest.raises(ValueError, match="audio stream index"):
         command("/src.mp4", audio=AudioPlan(copy=True), audio_index=None)
+
+
+def test_a_killed_encoder_is_retried_not_blamed_on_the_source() -> None:
+    with pytest.raises(ToolKilled, match="killed by signal 9"):
+        run_ffmpeg(["sh", "-c", "kill -KILL $$"], label="720p", duration=1.0)
+    garbage = ["sh", "-c", "echo 'Invalid data found when processing input' >&2; exit 1"]
+    with pytest.raises(EncodeError) as caught:
+        run_ffmpeg(garbage, label="720p", duration=1.0)
+    assert caught.value.source_at_fault
+    full_disk = ["sh", "-c", "echo 'No space left on device' >&2; exit 1"]
+    with pytest.raises(EncodeError) as caught:
+        run_ffmpeg(full_disk, label="x", duration=1)
+    assert not caught.value.source_at_fault

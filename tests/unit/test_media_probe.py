@@ -175,7 +175,7 @@ def test_ffprobe_errors_are_explained(stderr: str, expected: str) -> None:
 def test_a_killed_tool_is_not_blamed_on_the_source() -> None:
     killed = subprocess.run(["sh", "-c", "kill -KILL $$"], capture_output=True, text=True)
     with pytest.raises(ToolKilled, match="killed by signal 9") as caught:
-        raise_if_killed(killed)
+        raise_if_killed("sh", killed.returncode)
     assert not isinstance(caught.value, InvalidSource)
     failed = subprocess.run(["sh", "-c", "exit 1"], capture_output=True, text=True)
-    raise_if_killed(failed)  # an ordinary error exit is for the caller to explain
+    raise_if_killed("sh", failed.returncode)  # an ordinary error exit is for the caller

@@ -32,6 +32,7 @@ from typing import IO, Any, Final
 import ffmpeg
 
 from vidflow.media.ladder import AudioPlan, LadderRung
+from vidflow.media.probe import raise_if_killed
 
 log = logging.getLogger(__name__)
 
@@ -334,7 +335,8 @@ def run_ffmpeg(
 ) -> EncodeStats:
     """Run ffmpeg (with ``-progress pipe:1``), reporting progress every few seconds.
 
-    Raises EncodeError with the tail of ffmpeg's stderr when it fails.
+    Raises EncodeError with the tail of ffmpeg's stderr when it fails, ToolKilled when a
+    signal killed it.
     """
     say = report or log.info
     say(f"{label}: {' '.join(args)}")
@@ -353,10 +355,11 @@ def run_ffmpeg(
                 say(progress.describe(label, duration))
                 last_report = now
         returncode = process.wait()
+        # A signal (OOM killer, a stopped worker) is never the source's fault.
+        raise_if_killed(args[0], returncode)
         if returncode != 0:
             tail = _tail(stderr)
-            # A signal (OOM killer, a stopped worker) is never the source's fault.
-            at_fault = returncode > 0 and any(m in tail.lower() for m in SOURCE_ERROR_MARKERS)
+            at_fault = any(m in tail.lower() for m in SOURCE_ERROR_MARKERS)
             raise EncodeError(
                 f"{label}: ffmpeg exited with {returncode}",
                 stderr_tail=tail,

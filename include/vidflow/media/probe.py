@@ -17,8 +17,10 @@ import json
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from fractions import Fraction
+from functools import partial
 from typing import Any, Final
 
 import ffmpeg
@@ -348,7 +350,7 @@ def run_ffprobe(source: str, *, timeout: float = PROBE_TIMEOUT_SECONDS) -> dict[
         source,
     ]
     result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
-    raise_if_killed(result)
+    raise_if_killed(result.args[0], result.returncode)
     if result.returncode != 0:
         raise InvalidSource(explain_ffprobe_error(result.stderr))
     data: dict[str, Any] = json.loads(result.stdout or "{}")
@@ -373,14 +375,15 @@ class ToolKilled(RuntimeError):
     machine's problem, not the source's, so the step is retried."""
 
 
-def raise_if_killed(result: subprocess.CompletedProcess[str]) -> None:
-    if result.returncode < 0:
-        raise ToolKilled(f"{result.args[0]} was killed by signal {-result.returncode}")
+def raise_if_killed(tool: str, returncode: int) -> None:
+    """Raise ToolKilled when ``tool`` exited by a signal (a negative return code)."""
+    if returncode < 0:
+        raise ToolKilled(f"{tool} was killed by signal {-returncode}")
 
 
 def _decoded_frames(args: list[str], timeout: float) -> tuple[int, str]:
     result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
-    raise_if_killed(result)
+    raise_if_killed(result.args[0], result.returncode)
     frames = sum(1 for line in result.stdout.splitlines() if line and not line.startswith("#"))
     return frames, result.stderr
 
@@ -393,26 +396,24 @@ def check_decodable(source: str, result: ProbeResult, *, timeout: float = 300) -
     """
     fps = float(result.video.average_frame_rate)
     frames = max(2, int(DECODE_CHECK_SECONDS * fps))
-    head, head_err = _decoded_frames(
-        decode_window_args(source, start=0, video_index=result.video.index, frames=frames),
-        timeout,
-    )
+    tail_start = max(0.0, result.duration - DECODE_CHECK_SECONDS - 1.0)
+    starts = [0.0, tail_start] if tail_start > 0 else [0.0]
+    windows = [
+        decode_window_args(source, start=start, video_index=result.video.index, frames=frames)
+        for start in starts
+    ]
+    # Both windows at once: each is a short read of the source, mostly waiting on storage.
+    with ThreadPoolExecutor(len(windows), thread_name_prefix="decode-check") as pool:
+        decoded = list(pool.map(partial(_decoded_frames, timeout=timeout), windows))
+    head, head_err = decoded[0]
     if head == 0:
         detail = head_err.strip().splitlines()[-1][:200] if head_err.strip() else "no frames"
         raise InvalidSource(f"The video stream ({result.video.codec}) cannot be decoded: {detail}.")
-    tail_start = max(0.0, result.duration - DECODE_CHECK_SECONDS - 1.0)
-    if tail_start > 0:
-        tail, _ = _decoded_frames(
-            decode_window_args(
-                source, start=tail_start, video_index=result.video.index, frames=frames
-            ),
-            timeout,
+    if len(decoded) > 1 and decoded[1][0] == 0:
+        raise InvalidSource(
+            f"The file is truncated or corrupt: its header promises {_hms(result.duration)} "
+            f"of video, but nothing after {_hms(tail_start)} can be decoded."
         )
-        if tail == 0:
-            raise InvalidSource(
-                f"The file is truncated or corrupt: its header promises {_hms(result.duration)} "
-                f"of video, but nothing after {_hms(tail_start)} can be decoded."
-            )
 
 
 def probe_source(source: str, *, size: int, max_duration: float) -> ProbeResult:

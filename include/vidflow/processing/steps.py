@@ -103,13 +103,18 @@ def claim_video(
     return _outcome(req.video_id, SKIPPED, claimed.skipped_because)
 
 
-def _check_original(req: VideoRequest, size: int, digest: Future[str] | None) -> None:
-    """The stored original is the file that was uploaded (size and SHA-256 of the message)."""
+def _check_size(req: VideoRequest, size: int) -> None:
+    """The stored original has the size the upload finished with (checked before probing:
+    a file of the wrong size is the wrong file, whatever ffprobe would make of it)."""
     if req.size is not None and req.size != size:
         raise InvalidSource(
             f"The stored original is {size} bytes but the upload finished with {req.size}; "
             "please upload the video again."
         )
+
+
+def _check_digest(req: VideoRequest, digest: Future[str] | None) -> None:
+    """The stored original has the SHA-256 of the message (hashed while ffprobe reads)."""
     if digest is not None and req.sha256 and digest.result().lower() != req.sha256.lower():
         raise InvalidSource(
             "The stored original does not match the uploaded file (SHA-256 differs); "
@@ -128,6 +133,7 @@ def probe_claimed(
     try:
         if size is None:
             raise InvalidSource("The original upload is missing from storage.")
+        _check_size(req, size)
         url = objects.presigned_get(
             s3, settings.bucket_originals, req.source_key, settings.presigned_url_seconds
         )
@@ -138,7 +144,7 @@ def probe_claimed(
                 else None
             )
             probe = probe_source(url, size=size, max_duration=settings.max_source_duration_seconds)
-            _check_original(req, size, digest)
+            _check_digest(req, digest)
     except InvalidSource as invalid:
         log.warning("video %s is invalid: %s", req.video_id, invalid.reason)
         catalog.mark_failed(
