@@ -169,6 +169,11 @@ class Settings(BaseSettings):
         description="Secret signing the upload API's bearer tokens. Generated locally.",
     )
     jwt_ttl_seconds: int = Field(900, ge=1, description="Lifetime of a login token in seconds.")
+    demo_password: SecretStr = Field(
+        SecretStr(""),
+        description="Password of the `demo` creator account `make demo` uploads with. "
+        "Generated locally.",
+    )
     outbox_relay_interval_seconds: float = Field(
         2.0, gt=0, description="Pause between two sweeps of the outbox relay."
     )

@@ -25,6 +25,7 @@ from psycopg import sql
 from vidflow.airflow_api import AirflowClient
 from vidflow.config import Settings, get_settings
 from vidflow.stack import supervisor
+from vidflow.stack.demo import DemoError, upload_and_watch
 from vidflow.stack.secrets import ensure_secrets
 from vidflow.stack.services import (
     Service,
@@ -318,6 +319,16 @@ def demo(settings: Settings) -> None:
     if run["state"] != "success":
         raise StackError(f"{SMOKE_DAG} run {run_id} ended {run['state']}; see the Airflow UI")
     _say(f"{SMOKE_DAG} succeeded: {settings.airflow_api_url}/dags/{SMOKE_DAG}")
+    try:
+        video = upload_and_watch(settings, _say)
+    except DemoError as exc:
+        raise StackError(str(exc)) from exc
+    print(f"  video           {video['video_id']}")
+    print(f"  HLS master      {video['manifest_url']}")
+    print(f"  DASH manifest   {video['dash_url']}")
+    print(f"  poster          {video['thumbnail_urls'].get('large')}")
+    print(f"  renditions      {', '.join(r['name'] for r in video['renditions'])}")
+    print(f"  processing runs {settings.airflow_api_url}/dags/video_processing")
     print_urls(settings)
 
 

@@ -29,6 +29,7 @@ GENERATED: dict[str, Callable[[], str]] = {
     "VIDFLOW_AIRFLOW_JWT_SECRET": _token,
     "VIDFLOW_AIRFLOW_FERNET_KEY": _fernet_key,
     "VIDFLOW_JWT_SECRET": _token,
+    "VIDFLOW_DEMO_PASSWORD": _token,
     # moto accepts any credentials; real AWS never sees these.
     "VIDFLOW_AWS_ACCESS_KEY_ID": lambda: "local" + secrets.token_hex(6),
     "VIDFLOW_AWS_SECRET_ACCESS_KEY": _token,
