@@ -7,6 +7,7 @@ MinIO or AWS. Object keys are made from ids and never from user-supplied names.
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,14 +38,21 @@ def _client_kwargs(settings: Settings, endpoint_url: str | None) -> dict[str, An
     return kwargs
 
 
+#: boto3's default session is not thread-safe while it builds a client (clients are, once
+#: built), and the processing steps build clients from worker threads.
+_CLIENT_LOCK = threading.Lock()
+
+
 def s3_client(settings: Settings | None = None) -> S3Client:
     settings = settings or get_settings()
-    return boto3.client("s3", **_client_kwargs(settings, settings.endpoint_url))
+    with _CLIENT_LOCK:
+        return boto3.client("s3", **_client_kwargs(settings, settings.endpoint_url))
 
 
 def sqs_client(settings: Settings | None = None) -> SQSClient:
     settings = settings or get_settings()
-    return boto3.client("sqs", **_client_kwargs(settings, settings.queue_endpoint_url))
+    with _CLIENT_LOCK:
+        return boto3.client("sqs", **_client_kwargs(settings, settings.queue_endpoint_url))
 
 
 def all_buckets(settings: Settings) -> list[str]:

@@ -672,6 +672,7 @@ def test_tus_upload_to_playable_stream(stack: Settings, tmp_path: Path, unique: 
     from tusclient.client import TusClient
 
     from tests.integration.tus_harness import register
+    from vidflow.stack.demo import video_of_upload
 
     base_url = f"http://{stack.bind_host}:{stack.upload_port}"
     try:
@@ -688,12 +689,8 @@ def test_tus_upload_to_playable_stream(stack: Settings, tmp_path: Path, unique: 
         metadata={"filename": "clip.mp4", "title": "tus end to end"},
     )
     uploader.upload()
-    upload_id = uuid.UUID(uploader.url.rstrip("/").rsplit("/", 1)[1])
-    with session_scope(stack) as session:
-        video_id = session.execute(
-            text("SELECT video_id FROM uploads WHERE upload_id = :u"), {"u": upload_id}
-        ).scalar_one()
-    state = wait_for_videos(stack, [str(video_id)], timeout=600)[str(video_id)]
+    video_id = video_of_upload(stack, uploader.url)
+    state = wait_for_videos(stack, [video_id], timeout=600)[video_id]
     check_stream(state, source, shape)
     # A player reads the whole master playlist over HTTP.
     subprocess.run(

@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vidflow.config import Settings
 from vidflow.media import encode, package, thumbnails
@@ -47,6 +47,9 @@ from vidflow.media.probe import InvalidSource, ProbeResult, probe_source
 from vidflow.processing import catalog, objects
 from vidflow.processing.requests import VideoRequest, requests_for_run
 from vidflow.storage import object_sha256, original_key, s3_client
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 
@@ -441,7 +444,9 @@ def transcode_encode(
             "fps": round(stats.fps, 2) if stats.fps else None,
         }
         # Cutting is file work and uploads wait on storage: all renditions at once.
-        stage = partial(_stage_rendition, work=work, settings=settings, item=item, stats=encoded)
+        stage = partial(
+            _stage_rendition, work=work, s3=s3, settings=settings, item=item, stats=encoded
+        )
         with ThreadPoolExecutor(len(renditions), thread_name_prefix="stage") as pool:
             return list(pool.map(partial(stage, report=say), renditions))
 
@@ -450,6 +455,7 @@ def _stage_rendition(
     rendition: Mapping[str, Any],
     *,
     work: Path,
+    s3: S3Client,
     settings: Settings,
     item: Mapping[str, Any],
     stats: Mapping[str, Any],
@@ -485,7 +491,6 @@ def _stage_rendition(
             storyboard = _storyboard(settings, fmp4, duration, work / "thumbnails")
         fmp4.unlink()
 
-    s3 = s3_client(settings)
     version = objects.version_prefix(video_id, item["version"])
     prefix = f"{version}{name}/"
     # A retry may find a previous attempt's objects: start from an empty prefix.
@@ -644,7 +649,7 @@ def package_and_publish(
 
 def publish_videos(
     jobs: Iterable[Mapping[str, Any] | None],
-    transcoded: Iterable[Mapping[str, Any] | Sequence[Mapping[str, Any] | None] | None],
+    transcoded: Iterable[Sequence[Mapping[str, Any] | None] | None],
     thumbnail_results: Iterable[Mapping[str, Any] | None],
     *,
     settings: Settings,
@@ -670,17 +675,11 @@ def publish_videos(
 
 
 def flatten_results(
-    results: Iterable[Mapping[str, Any] | Sequence[Mapping[str, Any] | None] | None],
+    results: Iterable[Sequence[Mapping[str, Any] | None] | None],
 ) -> list[Mapping[str, Any]]:
     """The rendition outcomes of the mapped transcode task: each encode returns a list
     (one per rendition); a task that never ran gives None."""
-    flat: list[Mapping[str, Any]] = []
-    for result in results:
-        if isinstance(result, Mapping):
-            flat.append(result)
-        elif result:
-            flat.extend(r for r in result if r)
-    return flat
+    return [r for result in results if result for r in result if r]
 
 
 def rendition_rows(
