@@ -249,6 +249,55 @@ class Settings(BaseSettings):
         3, ge=0, description="Re-enqueues of one stuck video before it is marked failed."
     )
 
+    # --- viewer API, events and the traffic model ------------------------------------------
+    # The viewer-facing API (include/vidflow/viewer): video metadata, the creator's own
+    # videos, watch events into the events bucket; the traffic model (include/vidflow/traffic).
+    viewer_port: int = Field(8091, description="Port of the viewer API.")
+    viewer_workers: int = Field(
+        2, ge=1, description="uvicorn worker processes of the viewer API (one per core)."
+    )
+    events_max_batch: int = Field(
+        500, ge=1, le=10000, description="Most events one POST /v1/events may carry (413 above)."
+    )
+    events_flush_bytes: int = Field(
+        1024**2,
+        ge=1024,
+        description="An API process writes its pending events to one object once they reach "
+        "this many bytes...",
+    )
+    events_flush_seconds: float = Field(
+        0.2,
+        gt=0,
+        le=10,
+        description="...or once the oldest has waited this long. A request is answered only "
+        "after its events are written (group commit), so this bounds the added latency.",
+    )
+    events_max_clock_skew_seconds: int = Field(
+        300, ge=0, description="Events stamped further in the future than this are refused."
+    )
+    events_max_lateness_hours: int = Field(
+        72,
+        ge=1,
+        description="Events older than this on arrival are refused by the API and "
+        "quarantined by the analytics jobs; younger late events land in their own day.",
+    )
+    cdn_edge_urls: str = Field(
+        "",
+        description="Per-region CDN edges as region=url pairs, comma-separated (e.g. "
+        "us-east=http://127.0.0.1:8101). The viewer API hands each viewer the manifest URLs "
+        "of their region's edge; a region without one gets cdn_base_url.",
+    )
+
+    # --- platform analytics ---------------------------------------------------------------
+    # The platform_analytics DAG (jobs/watch_*.py, include/vidflow/analytics).
+    analytics_max_bad_ratio: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Share of an hour's events that may be quarantined before the data-"
+        "quality gate fails the run.",
+    )
+
     # --- derived values --------------------------------------------------------------------
     def pg_url(self, database: str, driver: str = "psycopg") -> str:
         """SQLAlchemy URL of one database on the configured server."""
@@ -288,6 +337,17 @@ class Settings(BaseSettings):
     def encode_groups(self) -> int:
         """Encodes per video (see ``encodes_per_video``)."""
         return self.encodes_per_video or self.transcode_pool_slots
+
+    def edge_urls(self) -> dict[str, str]:
+        """``cdn_edge_urls`` as region -> base URL (no trailing slash)."""
+        pairs = [p.strip() for p in self.cdn_edge_urls.split(",") if p.strip()]
+        edges: dict[str, str] = {}
+        for pair in pairs:
+            name, sep, url = pair.partition("=")
+            if not sep or not name.strip() or not url.strip():
+                raise ValueError(f"VIDFLOW_CDN_EDGE_URLS: {pair!r} is not region=url")
+            edges[name.strip()] = url.strip().rstrip("/")
+        return edges
 
     @property
     def log_dir(self) -> Path:
