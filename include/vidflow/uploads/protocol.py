@@ -17,6 +17,13 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Final, Protocol
 
+from vidflow.catalog.fields import (
+    DESCRIPTION_MAX,
+    TITLE_MAX,
+    InvalidField,
+    clean_text,
+    normalize_tags,
+)
 from vidflow.problems import Problem
 
 TUS_VERSION: Final = "1.0.0"
@@ -36,11 +43,7 @@ MAX_PARTS: Final = 10_000
 
 METADATA_HEADER_MAX: Final = 16 * 1024
 METADATA_KEYS_MAX: Final = 32
-TITLE_MAX: Final = 200
-DESCRIPTION_MAX: Final = 5000
 FILENAME_MAX: Final = 255
-TAGS_MAX: Final = 20
-TAG_MAX: Final = 40
 #: The metadata a video keeps; other keys (Uppy sends `name`, `type`, `relativePath`)
 #: are accepted and ignored.
 KNOWN_METADATA: Final = ("filename", "filetype", "title", "description", "tags")
@@ -48,8 +51,6 @@ KNOWN_METADATA: Final = ("filename", "filetype", "title", "description", "tags")
 _DIGITS = re.compile(r"^[0-9]{1,20}$")
 _METADATA_KEY = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _MIME = re.compile(r"^[a-z0-9!#$&^_.+-]{1,64}/[a-z0-9!#$&^_.+-]{1,127}$")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_TAG = re.compile(r"^[\w][\w .+#&'-]*$")
 
 
 class Hasher(Protocol):
@@ -306,31 +307,20 @@ class VideoMetadata:
         return values
 
 
+# Title, description and tag rules are shared with the viewer API (vidflow.catalog.fields).
 def _text(key: str, value: str, limit: int, *, multiline: bool = False) -> str:
-    value = value.strip()
-    if len(value) > limit:
-        raise BadRequest(f"metadata {key!r} is {len(value)} characters long; the limit is {limit}")
-    bad = _CONTROL if multiline else re.compile(r"[\x00-\x1f\x7f]")
-    if bad.search(value):
-        raise BadRequest(f"metadata {key!r} contains control characters")
-    return value
+    try:
+        return clean_text(key, value, limit, multiline=multiline)
+    except InvalidField as exc:
+        raise BadRequest(f"metadata {exc}") from None
 
 
 def _tags(value: str) -> tuple[str, ...]:
-    tags: list[str] = []
-    for raw in value.split(","):
-        tag = raw.strip().lower()
-        if not tag:
-            continue
-        if len(tag) > TAG_MAX:
-            raise BadRequest(f"tag {tag[:TAG_MAX]!r}... is longer than {TAG_MAX} characters")
-        if not _TAG.fullmatch(tag):
-            raise BadRequest(f"tag {tag!r} contains characters a tag may not have")
-        if tag not in tags:
-            tags.append(tag)
-    if len(tags) > TAGS_MAX:
-        raise BadRequest(f"{len(tags)} tags given; at most {TAGS_MAX} are allowed")
-    return tuple(tags)
+    """A comma-separated tag list (the tus ``tags`` metadata value)."""
+    try:
+        return normalize_tags(value.split(","))
+    except InvalidField as exc:
+        raise BadRequest(str(exc)) from None
 
 
 def _title_from_filename(filename: str) -> str:
