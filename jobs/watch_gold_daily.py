@@ -1,0 +1,135 @@
+"""Daily gold aggregates of the watch events (see ``vidflow.analytics.gold``).
+
+    spark-submit jobs/watch_gold_daily.py --dates 2026-11-24[,2026-11-25] [--region eu-west]
+        [--lake DIR|s3a://...] [--summary PATH]
+
+extract: silver ``analytics/watch_events`` of the requested days and the day before each
+(context for sessions crossing midnight), in the region if one is given; transform: the
+pure transforms of ``vidflow.analytics.gold``; load: ``video_daily_stats`` and
+``user_video_daily`` with Delta ``replaceWhere`` on exactly the requested (event_date[,
+region]) partitions, so a re-run replaces its rows instead of appending, and a day that
+lost all its events is emptied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from vidflow.analytics.gold import (
+    SILVER_COLUMNS,
+    GoldSummary,
+    context_dates,
+    credited_watch_seconds,
+    parse_dates,
+    replace_where,
+    session_video_daily,
+    user_video_daily,
+    video_daily_stats,
+)
+from vidflow.config import Settings, get_settings
+from vidflow.regions import region as known_region
+from vidflow.spark import get_spark, lake_path
+
+
+@dataclass(frozen=True)
+class GoldPaths:
+    silver: str
+    video_daily_stats: str
+    user_video_daily: str
+
+    @classmethod
+    def of(cls, settings: Settings) -> GoldPaths:
+        return cls(
+            silver=lake_path(settings, "analytics", "watch_events"),
+            video_daily_stats=lake_path(settings, "analytics", "video_daily_stats"),
+            user_video_daily=lake_path(settings, "analytics", "user_video_daily"),
+        )
+
+
+def extract(spark: SparkSession, path: str, dates: Sequence[date], region: str | None) -> DataFrame:
+    """Silver events of ``dates`` and the day before each (partition-pruned)."""
+    events = spark.read.format("delta").load(path)
+    wanted = F.col("event_date").isin(*context_dates(dates))
+    if region:
+        wanted = wanted & (F.col("region") == region)
+    return events.where(wanted).select(*SILVER_COLUMNS)
+
+
+def transform(events: DataFrame, dates: Sequence[date]) -> tuple[DataFrame, DataFrame]:
+    """(video_daily_stats, user_video_daily) of ``dates``; the per-session frame both
+    derive from is cached so the window over the events runs once."""
+    sessions = session_video_daily(credited_watch_seconds(events), dates).persist()
+    return video_daily_stats(sessions), user_video_daily(sessions)
+
+
+def load(frame: DataFrame, path: str, dates: Sequence[date], region: str | None) -> int:
+    """Replace exactly the run's partitions; returns the rows written."""
+    (
+        frame.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", replace_where(dates, region))
+        .partitionBy("event_date", "region")
+        .save(path)
+    )
+    spark = frame.sparkSession
+    last = DeltaTable.forPath(spark, path).history(1).select("operationMetrics").first()
+    metrics = last[0] if last is not None else None
+    return int((metrics or {}).get("numOutputRows", 0))
+
+
+def run(
+    spark: SparkSession, settings: Settings, dates: Sequence[date], region: str | None
+) -> GoldSummary:
+    paths = GoldPaths.of(settings)
+    video_stats, user_video = transform(extract(spark, paths.silver, dates, region), dates)
+    stats_rows = load(video_stats, paths.video_daily_stats, dates, region)
+    user_rows = load(user_video, paths.user_video_daily, dates, region)
+    spark.catalog.clearCache()
+    return GoldSummary(
+        dates=tuple(d.isoformat() for d in dates),
+        region=region,
+        video_daily_stats_rows=stats_rows,
+        user_video_daily_rows=user_rows,
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dates", required=True, help="YYYY-MM-DD[,YYYY-MM-DD...]")
+    parser.add_argument("--region", default=None, help="one region; default: all")
+    parser.add_argument("--lake", default=None, help="lake root; default: VIDFLOW_LAKE_URI")
+    parser.add_argument("--summary", type=Path, default=None, help="write the summary here")
+    args = parser.parse_args(argv)
+    try:
+        args.dates = parse_dates(args.dates)
+        if args.region:
+            known_region(args.region)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    settings = get_settings()
+    if args.lake:
+        settings = settings.model_copy(update={"lake_uri": args.lake})
+    spark = get_spark("watch_gold_daily", settings)
+    summary = run(spark, settings, args.dates, args.region)
+    text = json.dumps(summary.to_xcom(), sort_keys=True)
+    if args.summary:
+        args.summary.write_text(text)
+    print(f"watch_gold_daily: {text}")
+
+
+if __name__ == "__main__":
+    main()
