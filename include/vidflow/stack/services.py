@@ -271,6 +271,24 @@ def _all_services(settings: Settings) -> list[Service]:
             port=settings.upload_port,
             stage=1,
         ),
+        # The viewer API (metadata, own videos, watch events), viewer_workers processes.
+        Service(
+            name="viewer-api",
+            command=[
+                str(bin_dir / "python"),
+                "-m",
+                "vidflow.viewer",
+                "--host",
+                host,
+                "--port",
+                str(settings.viewer_port),
+                "--workers",
+                str(settings.viewer_workers),
+            ],
+            health_url=f"http://{host}:{settings.viewer_port}/healthz",
+            port=settings.viewer_port,
+            stage=1,
+        ),
     ]
 
 

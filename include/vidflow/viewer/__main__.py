@@ -1,0 +1,40 @@
+"""``python -m vidflow.viewer [--host H] [--port P] [--workers N]``: run the viewer API
+under uvicorn.
+
+Defaults come from the settings (``VIDFLOW_BIND_HOST``, ``VIDFLOW_VIEWER_PORT``,
+``VIDFLOW_VIEWER_WORKERS``). Each worker process runs its own app and event log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import uvicorn
+
+from vidflow.config import get_settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = get_settings()
+    parser = argparse.ArgumentParser(prog="python -m vidflow.viewer", description=__doc__)
+    parser.add_argument("--host", default=settings.bind_host)
+    parser.add_argument("--port", type=int, default=settings.viewer_port)
+    parser.add_argument("--workers", type=int, default=settings.viewer_workers)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    uvicorn.run(
+        "vidflow.viewer.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        # In-flight event posts are answered once their events are written (at once on
+        # SIGTERM); this bounds a stop when object storage hangs.
+        timeout_graceful_shutdown=20,
+        log_level="info",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""The viewer API's endpoints: thin shells over :mod:`vidflow.viewer.service`.
+
+Catalog routes are plain functions (FastAPI runs them in its thread pool, as the
+catalog session is synchronous); the events route is async, as it waits for the group
+commit of its events.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Final
+
+from fastapi import APIRouter, Query
+
+from vidflow.accounts.deps import CurrentUser, SessionDep, SettingsDep
+from vidflow.regions import RegionName
+from vidflow.viewer import service
+from vidflow.viewer.deps import EventLogDep, OptionalUser
+from vidflow.viewer.schemas import (
+    EventBatchIn,
+    EventsResult,
+    OwnVideo,
+    OwnVideoPage,
+    RejectedEventOut,
+    VideoPublic,
+    VideoUpdate,
+)
+
+router = APIRouter()
+
+PAGE_DEFAULT: Final = 20
+PAGE_MAX: Final = 100
+
+
+def _video_id(raw: str) -> uuid.UUID:
+    """A malformed id names no video: 404 like an unknown one."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise service.VideoNotFound() from None
+
+
+@router.get("/v1/videos/{video_id}", response_model=VideoPublic, tags=["videos"])
+def get_video(
+    video_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    region: Annotated[
+        RegionName | None,
+        Query(description="The viewer's region: stream and thumbnail URLs on its CDN edge."),
+    ] = None,
+) -> VideoPublic:
+    """A processed video: metadata, counts, thumbnails, HLS and DASH URLs. 404 for
+    anything unknown or not (yet) processed."""
+    return service.get_public_video(
+        session=session, settings=settings, video_id=_video_id(video_id), region=region
+    )
+
+
+@router.get("/v1/me/videos", response_model=OwnVideoPage, tags=["videos"])
+def my_videos(
+    user: CurrentUser,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = PAGE_DEFAULT,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> OwnVideoPage:
+    """The caller's own videos in any status (with the failure reason), newest first."""
+    return service.list_own_videos(
+        session=session, user_id=user.user_id, limit=limit, cursor=cursor
+    )
+
+
+@router.patch("/v1/videos/{video_id}", response_model=OwnVideo, tags=["videos"])
+def edit_video(
+    video_id: str, changes: VideoUpdate, user: CurrentUser, session: SessionDep
+) -> OwnVideo:
+    """Change the title, description or tags of one of the caller's videos."""
+    return service.update_video(
+        session=session, user_id=user.user_id, video_id=_video_id(video_id), changes=changes
+    )
+
+
+@router.post("/v1/events", response_model=EventsResult, tags=["events"])
+async def post_events(
+    batch: EventBatchIn, user: OptionalUser, settings: SettingsDep, event_log: EventLogDep
+) -> EventsResult:
+    """Record watch events. Each item is accepted or rejected on its own; the answer
+    comes once the accepted ones are durably stored (503 and nothing accepted if they
+    could not be). Anonymous without a token."""
+    intake = await service.record_events(
+        log=event_log,
+        settings=settings,
+        items=batch.events,
+        user_id=user.user_id if user else None,
+    )
+    return EventsResult(
+        received_at=intake.received_at,
+        accepted=[uuid.UUID(e.event_id) for e in intake.accepted],
+        rejected=[
+            RejectedEventOut(index=r.index, event_id=r.event_id, reason=r.reason)
+            for r in intake.rejected
+        ],
+    )
