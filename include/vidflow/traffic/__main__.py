@@ -1,0 +1,5 @@
+import sys
+
+from vidflow.traffic.cli import main
+
+sys.exit(main())
