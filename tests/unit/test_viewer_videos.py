@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from vidflow.catalog.fields import normalize_tags
 from vidflow.config import Settings
 from vidflow.problems import Problem
+from vidflow.uploads.protocol import validate_metadata
 from vidflow.viewer.edges import region_url
 from vidflow.viewer.schemas import VideoUpdate
 from vidflow.viewer.service import decode_cursor, encode_cursor
@@ -80,7 +81,8 @@ def test_bad_tags_are_refused(tags: list[str], message: str) -> None:
 
 def test_tag_rules_are_the_upload_metadata_rules() -> None:
     # The tus metadata's comma-separated list and an edit's list normalise alike.
-    assert normalize_tags(" Rock ,jazz,ROCK".split(",")) == ("rock", "jazz")
+    assert validate_metadata({"tags": " Rock ,jazz,ROCK"}).tags == ("rock", "jazz")
+    assert normalize_tags([" Rock ", "jazz", "ROCK"]) == ("rock", "jazz")
     assert VideoUpdate(tags=[" Rock ", "jazz", "ROCK"]).tags == ["rock", "jazz"]
 
 
