@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -39,10 +39,18 @@ class DemoError(RuntimeError):
     """The demo could not finish; the message says where to look."""
 
 
-def make_clip(path: Path, seconds: int = CLIP_SECONDS) -> None:
-    """A 720p30 H.264/AAC clip: a test pattern with a moving clock and a tone."""
-    video = ffmpeg.input(f"testsrc2=size=1280x720:rate=30:duration={seconds}", f="lavfi")
-    audio = ffmpeg.input(f"sine=frequency=440:sample_rate=48000:duration={seconds}", f="lavfi")
+def make_clip(
+    path: Path, seconds: int = CLIP_SECONDS, *, pattern: str = "testsrc2", tone_hz: int = 440
+) -> None:
+    """A 720p30 H.264/AAC clip: a lavfi video ``pattern`` (default a test pattern with a
+    moving clock; e.g. ``mandelbrot``, ``life``, ``smptehdbars``) and a sine tone."""
+    # The length is the input's -t: mandelbrot, life and cellauto have no duration option.
+    options = "size=1280x720:rate=30"
+    source = f"{pattern}:{options}" if "=" in pattern else f"{pattern}={options}"
+    video = ffmpeg.input(source, f="lavfi", t=seconds)
+    audio = ffmpeg.input(
+        f"sine=frequency={tone_hz}:sample_rate=48000:duration={seconds}", f="lavfi"
+    )
     codecs = {"vcodec": "libx264", "preset": "veryfast", "pix_fmt": "yuv420p", "acodec": "aac"}
     out = ffmpeg.output(video, audio, str(path), **codecs)
     subprocess.run(out.global_args("-v", "error", "-y").compile(), check=True, timeout=120)
@@ -72,14 +80,21 @@ def login(settings: Settings, base_url: str) -> str:
     return access
 
 
-def upload(base_url: str, token: str, clip: Path) -> str:
-    """Upload ``clip`` with tuspy; returns the upload's URL."""
+def upload(
+    base_url: str,
+    token: str,
+    clip: Path,
+    *,
+    title: str = "vidflow demo",
+    tags: Sequence[str] = (),
+) -> str:
+    """Upload ``clip`` with tuspy (``tags`` as the comma-separated tus metadata); returns
+    the upload's URL."""
     client = TusClient(f"{base_url}/files/", headers={"Authorization": f"Bearer {token}"})
-    uploader = client.uploader(
-        file_path=str(clip),
-        chunk_size=CHUNK_BYTES,
-        metadata={"filename": clip.name, "title": "vidflow demo", "filetype": "video/mp4"},
-    )
+    metadata = {"filename": clip.name, "title": title, "filetype": "video/mp4"}
+    if tags:
+        metadata["tags"] = ",".join(tags)
+    uploader = client.uploader(file_path=str(clip), chunk_size=CHUNK_BYTES, metadata=metadata)
     uploader.upload()
     if not uploader.url:
         raise DemoError("the upload service returned no upload URL")

@@ -8,29 +8,25 @@ events) and writes the ground truth to ``.local/traffic/truth-<seed>.json`` (or
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from vidflow.config import Settings, get_settings
-from vidflow.traffic.model import CatalogVideo, Population, build_population, truth
+from vidflow.stack.demo import DemoError
+from vidflow.traffic.live import LiveError
+from vidflow.traffic.model import CatalogVideo, build_population, write_truth
 
 
 def _say(message: str) -> None:
     print(f"[traffic] {message}", flush=True)
 
 
-def truth_path(settings: Settings, seed: int, given: str | None) -> Path:
-    return Path(given) if given else settings.state_dir / "traffic" / f"truth-{seed}.json"
-
-
-def write_truth(population: Population, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(truth(population), indent=1) + "\n")
-    tmp.replace(path)
-    _say(f"ground truth written to {path} (keep it away from the pipelines)")
+def truth_path(settings: Settings, seed: int, given: str | None, mode: str = "") -> Path:
+    """``--truth`` or ``.local/traffic/truth-[<mode>-]<seed>.json`` (history has no mode
+    part: its truth is the one the pipelines are checked against)."""
+    name = f"truth-{mode + '-' if mode else ''}{seed}.json"
+    return Path(given) if given else settings.state_dir / "traffic" / name
 
 
 def _date(value: str) -> date:
@@ -67,7 +63,9 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
         f"seed {args.seed}: {len(population.viewers)} viewers, {len(population.catalog)} "
         f"videos, {len(population.viral)} viral bursts, {args.days} days from {start:%Y-%m-%d}"
     )
-    write_truth(population, truth_path(settings, args.seed, args.truth))
+    path = truth_path(settings, args.seed, args.truth)
+    write_truth(population, path)
+    _say(f"ground truth written to {path} (keep it away from the pipelines)")
     if args.register:
         added = register(population, settings)
         _say(f"catalog: {added.users} new users, {added.videos} new videos (rest existed)")
@@ -96,7 +94,7 @@ def _live(args: argparse.Namespace, settings: Settings) -> int:
         viewers=args.viewers,
         duration=args.duration,
         speed=args.speed,
-        truth_file=truth_path(settings, args.seed, args.truth),
+        truth_file=truth_path(settings, args.seed, args.truth, "live"),
         say=_say,
     )
     _say(
@@ -115,7 +113,7 @@ def _seed(args: argparse.Namespace, settings: Settings) -> int:
         seed=args.seed,
         count=args.count,
         seconds=args.seconds,
-        truth_file=truth_path(settings, args.seed, args.truth),
+        truth_file=truth_path(settings, args.seed, args.truth, "clips"),
         say=_say,
     )
     for video_id in video_ids:
@@ -195,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("interrupted")
         return 130
+    except (LiveError, DemoError, ValueError) as exc:
+        _say(f"error: {exc}")
+        return 1
     return code
 
 

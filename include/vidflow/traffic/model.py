@@ -8,9 +8,11 @@ population's size and start, so the same arguments always give the same ids.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -508,3 +510,11 @@ def truth(population: Population) -> dict[str, Any]:
 
 def day_start(population: Population, day: int) -> datetime:
     return population.start + timedelta(days=day)
+
+
+def write_truth(population: Population, path: Path, extra: dict[str, Any] | None = None) -> None:
+    """Write :func:`truth` (plus ``extra``) as JSON to ``path``, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({**truth(population), **(extra or {})}, indent=1) + "\n")
+    tmp.replace(path)
