@@ -105,10 +105,11 @@ def run(
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dates", required=True, help="YYYY-MM-DD[,YYYY-MM-DD...]")
-    parser.add_argument("--region", default=None, help="one region; default: all")
+    parser.add_argument("--region", default=None, help="one region; empty or absent: all")
     parser.add_argument("--lake", default=None, help="lake root; default: VIDFLOW_LAKE_URI")
     parser.add_argument("--summary", type=Path, default=None, help="write the summary here")
     args = parser.parse_args(argv)
+    args.region = args.region or None
     try:
         args.dates = parse_dates(args.dates)
         if args.region:

@@ -1,0 +1,98 @@
+"""Gold -> catalog: watch_history and videos' view/like counts (absolute totals).
+
+    spark-submit jobs/watch_catalog_sync.py --dates 2026-11-24[,...] [--region eu-west]
+        [--lake DIR|s3a://...] [--summary PATH]
+
+extract: the gold tables ``analytics/user_video_daily`` and ``analytics/video_daily_stats``
+(all days); transform: for each user/video pair and each video with a gold row on the
+run's days (in its region if given), its totals over ALL days and regions
+(``vidflow.analytics.gold.user_video_totals`` / ``video_totals``), collected to the
+driver (one row per touched key); load: ``vidflow.analytics.catalog_sync.sync_catalog``,
+one transaction per catalog hash partition, values set, never incremented, so a re-run
+writes the same numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from vidflow.analytics.catalog_sync import SyncSummary, sync_catalog, video_totals, watch_totals
+from vidflow.analytics.gold import parse_dates, user_video_totals
+from vidflow.analytics.gold import video_totals as gold_video_totals
+from vidflow.catalog.db import get_engine
+from vidflow.config import Settings, get_settings
+from vidflow.regions import region as known_region
+from vidflow.spark import get_spark, lake_path
+
+
+def extract(spark: SparkSession, settings: Settings) -> tuple[DataFrame, DataFrame]:
+    """(user_video_daily, video_daily_stats), every day."""
+    read = spark.read.format("delta")
+    return (
+        read.load(lake_path(settings, "analytics", "user_video_daily")),
+        read.load(lake_path(settings, "analytics", "video_daily_stats")),
+    )
+
+
+def run(
+    spark: SparkSession, settings: Settings, dates: Sequence[date], region: str | None
+) -> SyncSummary:
+    user_video, video_stats = extract(spark, settings)
+    pairs = user_video_totals(user_video, dates, region).select(
+        "user_id",
+        "video_id",
+        F.unix_micros("watched_at").alias("watched_at_micros"),
+        "watch_duration_seconds",
+    )
+    videos = gold_video_totals(video_stats, dates, region)
+    watch, rejected_watch = watch_totals(r.asDict() for r in pairs.collect())
+    counts, rejected_videos = video_totals(r.asDict() for r in videos.collect())
+    return sync_catalog(
+        get_engine(settings),
+        watch,
+        counts,
+        dates=[d.isoformat() for d in dates],
+        region=region,
+        rejected=[*rejected_watch, *rejected_videos],
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dates", required=True, help="YYYY-MM-DD[,YYYY-MM-DD...]")
+    parser.add_argument("--region", default=None, help="one region; empty or absent: all")
+    parser.add_argument("--lake", default=None, help="lake root; default: VIDFLOW_LAKE_URI")
+    parser.add_argument("--summary", type=Path, default=None, help="write the summary here")
+    args = parser.parse_args(argv)
+    args.region = args.region or None
+    try:
+        args.dates = parse_dates(args.dates)
+        if args.region:
+            known_region(args.region)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    settings = get_settings()
+    if args.lake:
+        settings = settings.model_copy(update={"lake_uri": args.lake})
+    spark = get_spark("watch_catalog_sync", settings)
+    summary = run(spark, settings, args.dates, args.region)
+    text = json.dumps(summary.to_xcom(), sort_keys=True)
+    if args.summary:
+        args.summary.write_text(text)
+    print(f"watch_catalog_sync: {text}")
+
+
+if __name__ == "__main__":
+    main()
