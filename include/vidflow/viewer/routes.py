@@ -32,12 +32,12 @@ PAGE_DEFAULT: Final = 20
 PAGE_MAX: Final = 100
 
 
-def _video_id(raw: str) -> uuid.UUID:
+def _video_id(raw: str, *, own: bool = False) -> uuid.UUID:
     """A malformed id names no video: 404 like an unknown one."""
     try:
         return uuid.UUID(raw)
     except ValueError:
-        raise service.VideoNotFound() from None
+        raise service.VideoNotFound(service.NOT_YOURS if own else service.NOT_PUBLISHED) from None
 
 
 @router.get("/v1/videos/{video_id}", response_model=VideoPublic, tags=["videos"])
@@ -76,7 +76,10 @@ def edit_video(
 ) -> OwnVideo:
     """Change the title, description or tags of one of the caller's videos."""
     return service.update_video(
-        session=session, user_id=user.user_id, video_id=_video_id(video_id), changes=changes
+        session=session,
+        user_id=user.user_id,
+        video_id=_video_id(video_id, own=True),
+        changes=changes,
     )
 
 

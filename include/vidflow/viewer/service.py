@@ -29,6 +29,8 @@ from vidflow.viewer.schemas import OwnVideo, OwnVideoPage, VideoPublic, VideoUpd
 
 #: Seconds a client should wait before resending events after a 503.
 EVENTS_RETRY_AFTER: Final = 2
+NOT_PUBLISHED: Final = "no published video has this id"
+NOT_YOURS: Final = "you have no video with this id"
 
 
 class VideoNotFound(Problem):
@@ -36,7 +38,7 @@ class VideoNotFound(Problem):
     title = "Video not found"
 
     # One answer for unknown, unpublished and someone else's: nothing leaks.
-    def __init__(self, detail: str = "no published video has this id") -> None:
+    def __init__(self, detail: str = NOT_PUBLISHED) -> None:
         super().__init__(detail)
 
 
@@ -174,7 +176,7 @@ def update_video(
     video = session.scalars(statement).one_or_none()
     if video is None:
         session.rollback()
-        raise VideoNotFound("you have no video with this id")
+        raise VideoNotFound(NOT_YOURS)
     session.commit()
     return _own(video)
 
