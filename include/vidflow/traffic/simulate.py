@@ -243,10 +243,13 @@ def _playbacks(
         completed = ~abandoned & (
             rng.random(m) < params.complete_base + params.complete_slope * fit
         )
+        # A partial watch lasts at least one heartbeat; shorter stops are abandonment.
         partial = duration * rng.beta(1 + 2 * fit, 1.5)
-        end = np.where(completed, duration, np.clip(partial, params.abandon_seconds[1], duration))
+        end = np.where(completed, duration, np.clip(partial, params.heartbeat_seconds, duration))
         early = np.minimum(rng.uniform(*params.abandon_seconds, m), duration)
         end = np.where(abandoned, early, end)
+        completed = end >= duration  # reaching the end completes, even a tiny clip
+        abandoned &= ~completed
         # A seek: play [0, s), jump by J (back or forward), play on to the end position.
         seeks = (end > 30) & (rng.random(m) < params.seek_share)
         seek_at = rng.uniform(5, np.maximum(end - 10, 6))
