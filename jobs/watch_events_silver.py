@@ -1,0 +1,331 @@
+"""Watch events of some receive hours -> silver ``watch_events`` + quarantine, behind the
+data-quality gate.
+
+    spark-submit jobs/watch_events_silver.py --start 2026-11-24T10:00:00+00:00 \\
+        --end 2026-11-24T11:00:00+00:00 [--region eu-west] [--summary run.json]
+
+extract: the NDJSON objects of the receive hours ``[start, end)`` in the events bucket
+(s3a://), one row per line with its object key, and the catalog's ids of the batch's
+videos; transform: :mod:`vidflow.analytics.silver` with the rules of
+:mod:`vidflow.analytics.quality`; gate: the rules' Great Expectations suite on the batch
+(Data Docs under ``$VIDFLOW_STATE_DIR/gx/data_docs``); load:
+
+* quarantine: ``replaceWhere`` on the window's receive hours (and region), so a re-run
+  replaces its own rows, and a line that now passes (its video reached the catalog) leaves;
+* silver, only when the gate passed: ``MERGE`` on event_id, inserting new events and
+  replacing a stored copy only by one received earlier, so re-running any hour, in any
+  order, leaves the same table.
+
+Exit status 3 when the gate fails (``--gate report`` writes the verdict to the summary and
+exits 0: the DAG's ``gate`` task fails the run with the message instead of retrying Spark).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from sqlalchemy import text
+
+from vidflow.analytics import QUARANTINE_TABLE, SILVER_TABLE
+from vidflow.analytics.payloads import AnalyticsWindow, GateOutcome, SilverSummary
+from vidflow.analytics.quality import UUID_PATTERN, event_rules, validate_batch
+from vidflow.analytics.silver import (
+    PARTITION_COLUMNS,
+    QUARANTINE_SCHEMA,
+    SILVER_SCHEMA,
+    accepted_events,
+    check_events,
+    dedupe_events,
+    mark_known_videos,
+    object_key,
+    only_region,
+    parse_lines,
+    quarantined_lines,
+)
+from vidflow.catalog.db import get_engine
+from vidflow.config import Settings, get_settings
+from vidflow.events import hour_prefix
+from vidflow.regions import region as known_region
+from vidflow.spark import get_spark, lake_path
+from vidflow.storage import s3_client
+
+GATE_FAILED_EXIT = 3
+T = TypeVar("T")
+
+
+# --- extract ---------------------------------------------------------------------------------
+def event_object_keys(settings: Settings, hours: Sequence[datetime]) -> list[str]:
+    """Keys of the event objects received in ``hours``."""
+    client = s3_client(settings)
+    paginator = client.get_paginator("list_objects_v2")
+    keys = []
+    for hour in hours:
+        for page in paginator.paginate(Bucket=settings.bucket_events, Prefix=hour_prefix(hour)):
+            keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".ndjson")]
+    return sorted(keys)
+
+
+def read_lines(spark: SparkSession, settings: Settings, keys: Sequence[str]) -> DataFrame:
+    """One row per line of the objects: ``raw_line``, ``source_key``."""
+    if not keys:
+        return spark.createDataFrame([], "raw_line string, source_key string")
+    paths = [f"s3a://{settings.bucket_events}/{key}" for key in keys]
+    return spark.read.text(paths).select(
+        F.col("value").alias("raw_line"),
+        object_key(F.col("_metadata.file_path")).alias("source_key"),
+    )
+
+
+def known_videos(spark: SparkSession, settings: Settings, parsed: DataFrame) -> DataFrame:
+    """The catalog's ids among the batch's video ids (videos of any status)."""
+    candidates = [
+        r.video_id
+        for r in parsed.where(F.col("video_id").rlike(UUID_PATTERN))
+        .select("video_id")
+        .distinct()
+        .collect()
+    ]
+    found: list[tuple[str]] = []
+    with get_engine(settings).connect() as conn:
+        for start in range(0, len(candidates), 5000):
+            chunk = candidates[start : start + 5000]
+            rows = conn.execute(
+                text(
+                    "SELECT video_id::text FROM videos WHERE video_id = ANY(CAST(:ids AS uuid[]))"
+                ),
+                {"ids": chunk},
+            )
+            found += [(str(row[0]),) for row in rows]
+    return spark.createDataFrame(found, "video_id string")
+
+
+# --- load ------------------------------------------------------------------------------------
+def ensure_table(spark: SparkSession, path: str, schema: str) -> DeltaTable:
+    columns = spark.createDataFrame([], schema).schema
+    return (
+        DeltaTable.createIfNotExists(spark)
+        .location(path)
+        .addColumns(columns)
+        .partitionedBy(*PARTITION_COLUMNS)
+        .execute()
+    )
+
+
+def _date_list(dates: Sequence[date]) -> str:
+    return ", ".join(f"DATE'{d.isoformat()}'" for d in sorted(dates))
+
+
+def merge_silver(table: DeltaTable, events: DataFrame, dates: Sequence[date]) -> None:
+    """Insert new event_ids; a stored copy is replaced only by one received earlier. The
+    literal date list prunes the MERGE to the batch's partitions (a copy of an event has
+    the same event time, so the same event_date)."""
+    if not dates:
+        return
+    (
+        table.alias("t")
+        .merge(
+            events.alias("s"),
+            f"t.event_date IN ({_date_list(dates)}) AND t.event_date = s.event_date "
+            "AND t.event_id = s.event_id",
+        )
+        .whenMatchedUpdateAll(condition="s.received_at < t.received_at")
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
+def quarantine_predicate(window: AnalyticsWindow) -> str:
+    condition = (
+        f"ingest_hour >= TIMESTAMP'{window.start.isoformat()}' "
+        f"AND ingest_hour < TIMESTAMP'{window.end.isoformat()}'"
+    )
+    return condition + (f" AND region = '{window.region}'" if window.region else "")
+
+
+def replace_quarantine(path: str, rows: DataFrame, window: AnalyticsWindow) -> None:
+    (
+        rows.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", quarantine_predicate(window))
+        .partitionBy(*PARTITION_COLUMNS)
+        .save(path)
+    )
+
+
+def days_touched(
+    spark: SparkSession, path: str, window: AnalyticsWindow, since: datetime, lateness_hours: int
+) -> tuple[date, ...]:
+    """Event dates of silver rows received in ``[since, window.end)`` (in the region)."""
+    oldest = (since - timedelta(hours=lateness_hours)).date()
+    rows = (
+        spark.read.format("delta")
+        .load(path)
+        .where(
+            (F.col("event_date") >= F.lit(oldest))
+            & (F.col("ingest_hour") >= F.lit(since))
+            & (F.col("ingest_hour") < F.lit(window.end))
+        )
+    )
+    if window.region:
+        rows = rows.where(F.col("region") == window.region)
+    return tuple(sorted(r.event_date for r in rows.select("event_date").distinct().collect()))
+
+
+# --- the job ---------------------------------------------------------------------------------
+def run(
+    spark: SparkSession,
+    settings: Settings,
+    window: AnalyticsWindow,
+    *,
+    data_docs_dir: Path | None = None,
+) -> SilverSummary:
+    seconds: dict[str, float] = {}
+
+    def timed(name: str, step: Callable[[], T]) -> T:
+        began = time.monotonic()
+        value = step()
+        seconds[name] = round(time.monotonic() - began, 2)
+        return value
+
+    rules = event_rules(
+        max_clock_skew_seconds=settings.events_max_clock_skew_seconds,
+        max_lateness_hours=settings.events_max_lateness_hours,
+    )
+    keys = timed("list", lambda: event_object_keys(settings, window.hours))
+    lines = read_lines(spark, settings, keys).persist()
+    rows_read = timed("read", lines.count)
+    parsed = parse_lines(lines)
+    videos = timed("catalog", lambda: known_videos(spark, settings, parsed))
+    checked = only_region(check_events(mark_known_videos(parsed, videos), rules), window.region)
+    checked = checked.persist()
+    batch_rows = checked.count()
+
+    if batch_rows:
+        gate = timed(
+            "gate",
+            lambda: validate_batch(
+                checked,
+                rules,
+                max_bad_ratio=settings.analytics_max_bad_ratio,
+                data_docs_dir=data_docs_dir,
+                run_name=f"watch_events {window.label}",
+            ),
+        )
+    else:
+        gate = GateOutcome(True, 0, 0, settings.analytics_max_bad_ratio)
+
+    quarantine_path = lake_path(settings, "analytics", QUARANTINE_TABLE)
+    silver_path = lake_path(settings, "analytics", SILVER_TABLE)
+    quarantine = quarantined_lines(checked)
+    reasons = {r["reason"]: int(r["count"]) for r in quarantine.groupBy("reason").count().collect()}
+    ensure_table(spark, quarantine_path, QUARANTINE_SCHEMA)
+    timed("quarantine", lambda: replace_quarantine(quarantine_path, quarantine, window))
+
+    accepted = accepted_events(checked)
+    events = dedupe_events(accepted).persist()
+    accepted_rows, unique_rows = accepted.count(), events.count()
+    event_dates = tuple(
+        sorted(r.event_date for r in events.select("event_date").distinct().collect())
+    )
+    table = ensure_table(spark, silver_path, SILVER_SCHEMA)
+    if gate.passed:
+        timed("silver", lambda: merge_silver(table, events, event_dates))
+    touched: tuple[date, ...] = ()
+    if window.touched_since is not None:
+        since = window.touched_since
+        touched = days_touched(
+            spark, silver_path, window, since, settings.events_max_lateness_hours
+        )
+    for frame in (lines, checked, events):
+        frame.unpersist()
+    assert accepted_rows + sum(reasons.values()) == batch_rows, "a row was lost"
+    return SilverSummary(
+        start=window.start,
+        end=window.end,
+        region=window.region,
+        objects=len(keys),
+        rows_read=rows_read,
+        accepted=accepted_rows,
+        duplicates=accepted_rows - unique_rows,
+        quarantined=reasons,
+        event_dates=event_dates,
+        days_touched=touched,
+        gate=gate,
+        published=gate.passed,
+        seconds=seconds,
+    )
+
+
+def _moment(value: str) -> datetime | None:
+    """An ISO-8601 time with a zone; an empty value (a template's "none") is None."""
+    if not value:
+        return None
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{value} needs a time zone (e.g. +00:00)")
+    return moment
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--start", type=_moment, required=True)
+    parser.add_argument("--end", type=_moment, required=True)
+    parser.add_argument("--region", default="", help="one region; empty: all")
+    parser.add_argument("--summary", type=Path, default=None, help="write the summary here")
+    parser.add_argument(
+        "--touched-since",
+        type=_moment,
+        default=None,
+        help="also report the event dates of silver rows received since then",
+    )
+    parser.add_argument(
+        "--gate",
+        choices=("fail", "report"),
+        default="fail",
+        help="fail: exit 3 when the gate fails; report: only record it in the summary",
+    )
+    args = parser.parse_args(argv)
+    if args.start is None or args.end is None or args.end <= args.start:
+        parser.error("--start and --end must be times with a zone, start before end")
+    if args.region:
+        try:
+            known_region(args.region)
+        except ValueError as exc:
+            parser.error(str(exc))
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = get_settings()
+    window = AnalyticsWindow(
+        start=args.start,
+        end=args.end,
+        region=args.region or None,
+        touched_since=args.touched_since,
+    )
+    spark = get_spark("watch_events_silver", settings)
+    summary = run(spark, settings, window, data_docs_dir=settings.state_dir / "gx" / "data_docs")
+    if args.summary is not None:
+        args.summary.parent.mkdir(parents=True, exist_ok=True)
+        args.summary.write_text(json.dumps(summary.to_xcom(), indent=2))
+    print(f"watch_events_silver: {json.dumps(summary.to_xcom())}")
+    print(summary.gate.message(window.label))
+    if summary.gate.data_docs:
+        print(f"data docs: file://{summary.gate.data_docs}")
+    if not summary.gate.passed and args.gate == "fail":
+        return GATE_FAILED_EXIT
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
