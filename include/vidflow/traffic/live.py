@@ -181,6 +181,7 @@ class _Player:
         started = time.monotonic()
         begin = float(plays.start_ts[playback])
         pending: list[dict[str, Any]] = []
+        sent = 0
         for e in range(lo, hi):
             due = started + (float(events.client_ts[e]) - begin) / self.speed
             if due > self.deadline:
@@ -200,12 +201,14 @@ class _Player:
                     "device": DEVICES[int(sessions.device[session])],
                 }
             )
+            sent += 1
             if len(pending) >= POST_EVERY:
                 self.post(pending)
                 pending = []
         if pending:
             self.post(pending)
-        self.report.add(playbacks=1)
+        if sent:  # a playback the deadline cut before its play event does not count
+            self.report.add(playbacks=1)
 
     def post(self, events: list[dict[str, Any]]) -> None:
         headers = {"Authorization": f"Bearer {self.viewer.token}"} if self.viewer.token else {}
