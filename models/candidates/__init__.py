@@ -1,0 +1,45 @@
+"""Candidate generators: cheap models that each propose items for a viewer.
+
+Every source is fitted on a ``TrainingData`` and answers ``scores(batch)``: a dense
+``len(batch) x n_items`` float32 matrix, higher is better. ``top_k`` turns scores into
+candidate lists with a partial sort. The ranker (``models.ranker``) merges the lists.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from models.training_data import FloatArray, IntArray, TrainingData, UserBatch, sparse_rows
+
+
+class CandidateSource(Protocol):
+    name: str
+
+    def scores(self, batch: UserBatch) -> FloatArray: ...
+
+
+def top_k(scores: FloatArray, k: int) -> IntArray:
+    """Column indexes of the k best scores per row, best first (argpartition, then a sort
+    of the k only). ``-inf`` marks items that must not be shown; rows with fewer allowed
+    items keep them at the end, to be dropped by ``finite_top_k``."""
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1).astype(np.int64)
+
+
+def mask_seen(scores: FloatArray, data: TrainingData, users: IntArray) -> FloatArray:
+    """Set the items each viewer already watched to -inf (in place)."""
+    seen = sparse_rows(data.seen, users).tocoo()
+    scores[seen.row, seen.col] = -np.inf
+    return scores
+
+
+def finite_lists(scores: FloatArray, k: int) -> list[npt.NDArray[np.int64]]:
+    """Per row, the top-k item indexes whose scores are finite."""
+    idx = top_k(scores, k)
+    vals = np.take_along_axis(scores, idx, axis=1)
+    return [row[np.isfinite(v)] for row, v in zip(idx, vals, strict=True)]

@@ -1,0 +1,188 @@
+"""Candidates and their ranker features, one batch of viewers at a time.
+
+``Sources`` holds the fitted candidate generators; ``candidate_frame`` merges their
+top-N lists for a batch and computes every feature of ``models.ranker`` for each
+(viewer, candidate) pair. Everything is a dense batch x items matrix gathered at the
+candidate positions, so the cost is a few matrix products per batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from models.baselines import Ease
+from models.candidates import mask_seen, top_k
+from models.candidates.content import Content
+from models.candidates.cowatch import CoWatch
+from models.candidates.lightfm_cf import LightFMSource
+from models.candidates.trending import DAY, Trending
+from models.training_data import FloatArray, IntArray, TrainingData, UserBatch, sparse_rows
+
+SOURCE_NAMES = ("lightfm", "cowatch", "ease", "content", "trending")
+
+
+@dataclass(frozen=True)
+class ItemStats:
+    """Per-item figures the features read: completion rate, first-seen time and the lift
+    on each device and each 4-hour slot of the day (NaN-free arrays over item_idx)."""
+
+    completion_rate: npt.NDArray[np.float32]
+    first_seen: npt.NDArray[np.float64]
+    device_lift: dict[str, npt.NDArray[np.float32]]
+    hour_lift: npt.NDArray[np.float32]  # 6 x n_items
+    user_device: npt.NDArray[np.object_] | None
+    user_slot: npt.NDArray[np.int64]
+    user_activity: npt.NDArray[np.float32]
+    user_first: npt.NDArray[np.float64]
+
+
+def _lift(
+    item_idx: IntArray, key: npt.NDArray[np.int64], n_keys: int, n_items: int
+) -> npt.NDArray[np.float32]:
+    """keys x items: P(key | item) / P(key), smoothed towards 1 for rarely seen items."""
+    counts = np.zeros((n_keys, n_items), dtype=np.float64)
+    np.add.at(counts, (key, item_idx), 1.0)
+    prior = counts.sum(axis=1, keepdims=True) / max(counts.sum(), 1.0)
+    per_item = counts.sum(axis=0, keepdims=True)
+    smoothed = (counts + 5.0 * prior) / (per_item + 5.0)
+    return (smoothed / np.maximum(prior, 1e-12)).astype(np.float32)
+
+
+def item_stats(data: TrainingData) -> ItemStats:
+    df = data.interactions
+    n = data.n_items
+    items = df["item_idx"].to_numpy()
+    views = np.bincount(items, minlength=n).astype(np.float64)
+    if (
+        "watch_seconds" in df
+        and "duration_seconds" in data.items
+        and data.items["duration_seconds"].notna().any()
+    ):
+        duration = data.items["duration_seconds"].to_numpy(np.float64)[items]
+        frac = np.clip(df["watch_seconds"].to_numpy(np.float64) / duration, 0.0, 1.0)
+        frac = np.nan_to_num(frac, nan=0.0)
+    else:
+        frac = (df["weight"].to_numpy() >= data.positive_threshold).astype(np.float64)
+    done = np.bincount(items, weights=frac, minlength=n)
+    global_rate = float(frac.mean()) if len(frac) else 0.0
+    completion = ((done + 5.0 * global_rate) / (views + 5.0)).astype(np.float32)
+    first = np.full(n, np.nan)
+    seen_first = df.groupby("item_idx")["timestamp"].min()
+    first[seen_first.index.to_numpy()] = seen_first.to_numpy()
+    if "published_at" in data.items:
+        published = data.items["published_at"].to_numpy(np.float64)
+        first = np.where(np.isfinite(published), published, first)
+    slot = ((df["timestamp"].to_numpy() % DAY) // (4 * 3600)).astype(np.int64)
+    hour_lift = _lift(items, slot, 6, n)
+    users = df["user_idx"].to_numpy()
+    user_slot = pd.Series(slot).groupby(users).agg(lambda s: s.value_counts().index[0])
+    device_lift: dict[str, npt.NDArray[np.float32]] = {}
+    user_device = None
+    if "device" in df:
+        codes, names = pd.factorize(df["device"])
+        lift = _lift(items, codes.astype(np.int64), len(names), n)
+        device_lift = {str(name): lift[i] for i, name in enumerate(names)}
+        top = df.groupby("user_idx")["device"].agg(lambda s: s.value_counts().index[0])
+        user_device = np.full(data.n_users, "unknown", dtype=object)
+        user_device[top.index.to_numpy()] = top.to_numpy()
+    activity = np.log1p(np.bincount(users, minlength=data.n_users)).astype(np.float32)
+    user_first = df.groupby("user_idx")["timestamp"].min().reindex(range(data.n_users))
+    return ItemStats(
+        completion_rate=completion,
+        first_seen=first,
+        device_lift=device_lift,
+        hour_lift=hour_lift,
+        user_device=user_device,
+        user_slot=user_slot.reindex(range(data.n_users)).fillna(0).to_numpy(np.int64),
+        user_activity=activity,
+        user_first=user_first.to_numpy(np.float64),
+    )
+
+
+@dataclass
+class Sources:
+    """The fitted candidate generators of one training set, plus what features need."""
+
+    data: TrainingData
+    lightfm: LightFMSource
+    cowatch: CoWatch
+    ease: Ease
+    ease_half_life: float
+    content: Content
+    trending: Trending
+    stats: ItemStats
+
+    def source_scores(self, batch: UserBatch) -> dict[str, FloatArray]:
+        ease_profile = sparse_rows(self.data.recency_profile(self.ease_half_life), batch.users)
+        return {
+            "lightfm": self.lightfm.scores(batch),
+            "cowatch": self.cowatch.scores(batch),
+            "ease": self.ease.profile_scores(ease_profile),
+            "content": self.content.scores(batch),
+            "trending": self.trending.scores(batch),
+        }
+
+
+def _ranks(scores: FloatArray) -> npt.NDArray[np.float32]:
+    order = np.argsort(-scores, axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(scores.shape[1])[None, :], axis=1)
+    return ranks.astype(np.float32)
+
+
+def candidate_frame(
+    sources: Sources, batch: UserBatch, user_ids: pd.Index, per_source: int
+) -> tuple[pd.DataFrame, dict[str, list[IntArray]]]:
+    """Merged candidates with all features for one batch, and each source's own top
+    ``per_source`` list per viewer (item indexes), for per-source recall."""
+    data, stats = sources.data, sources.stats
+    scores = sources.source_scores(batch)
+    lists: dict[str, list[IntArray]] = {}
+    chosen = np.zeros((len(batch), data.n_items), dtype=bool)
+    for name, s in scores.items():
+        mask_seen(s, data, batch.users)
+        s[s <= -1e8] = -np.inf  # items a source cannot score (EASE below its support)
+        top = top_k(s, per_source)
+        ok = np.isfinite(np.take_along_axis(s, top, axis=1))
+        lists[name] = [row[m] for row, m in zip(top, ok, strict=True)]
+        rows = np.repeat(np.arange(len(batch)), ok.sum(axis=1))
+        chosen[rows, top[ok]] = True
+    r, c = np.nonzero(chosen)
+    frame = pd.DataFrame({"user_id": np.asarray(user_ids)[r], "item_idx": c})
+    for name, s in scores.items():
+        vals = s[r, c]
+        frame[f"{name}_score"] = np.where(np.isfinite(vals), vals, np.nan)
+        frame[f"{name}_rank"] = _ranks(s)[r, c]
+    times = batch.reference_time
+    long = sources.trending.scores(batch, sources.trending.params.half_life_days * 4)
+    short = sources.trending.scores(batch, max(sources.trending.params.half_life_days / 4, 1.0))
+    frame["pop_region"] = scores["trending"][r, c]
+    frame["pop_trend"] = np.log((short[r, c] + 1e-7) / (long[r, c] + 1e-7))
+    frame["item_age_days"] = (times[r] - stats.first_seen[c]) / DAY
+    frame["completion_rate"] = stats.completion_rate[c]
+    users = batch.users[r]
+    known = users >= 0
+    safe = np.maximum(users, 0)
+    frame["user_activity"] = np.where(known, stats.user_activity[safe], 0.0)
+    frame["user_tenure_days"] = np.where(known, (times[r] - stats.user_first[safe]) / DAY, 0.0)
+    frame["topic_affinity"] = sources.content.topic_affinity(users, c.astype(np.int64))
+    frame["cowatch_last3"] = sources.cowatch.last_items_scores(batch)[r, c]
+    last3 = sparse_rows(sources.data.recency_profile(1e9, last_n=3), batch.users)
+    ease_last = sources.ease.profile_scores(last3)[r, c]
+    frame["ease_last3"] = np.where(ease_last > -1e8, ease_last, np.nan)
+    frame["hour_lift"] = stats.hour_lift[stats.user_slot[safe], c]
+    if stats.user_device is not None:
+        lift = np.full(len(frame), np.nan, dtype=np.float32)
+        devices = stats.user_device[safe]
+        for device, values in stats.device_lift.items():
+            rows = devices == device
+            lift[rows] = values[c[rows]]
+        frame["device_lift"] = lift
+    else:
+        frame["device_lift"] = np.nan
+    frame["item_id"] = np.asarray(data.item_ids)[c]
+    return frame, lists
