@@ -133,9 +133,9 @@ def catalog(stack: Settings) -> Iterator[Catalog]:
 
 @pytest.fixture(scope="module")
 def viewer(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The module's own viewer API, two worker processes as in the stack."""
+    """The module's own viewer API (one worker; the events tests run two)."""
     with events_bucket(stack, os.urandom(4).hex()) as bucket:
-        service = ViewerProcess(bucket, tmp_path_factory.mktemp("viewer") / "viewer.log", workers=2)
+        service = ViewerProcess(bucket, tmp_path_factory.mktemp("viewer") / "viewer.log")
         service.start()
         try:
             yield service.base_url

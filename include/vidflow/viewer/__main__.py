@@ -13,6 +13,7 @@ import logging
 import uvicorn
 
 from vidflow.config import get_settings
+from vidflow.viewer.app import LOG_FORMAT
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=settings.viewer_port)
     parser.add_argument("--workers", type=int, default=settings.viewer_workers)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     uvicorn.run(
         "vidflow.viewer.app:create_app",
         factory=True,

@@ -116,10 +116,17 @@ def _seal_on_stop_signals(event_log: EventLog) -> Callable[[], None]:
     return restore
 
 
+LOG_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s %(message)s"
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The viewer API of one process."""
     settings = settings or get_settings()
     _check_settings(settings)
+    if not logging.getLogger().handlers:
+        # uvicorn's worker processes are fresh interpreters: without this, vidflow's
+        # warnings (a failed event write) would go nowhere there.
+        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
