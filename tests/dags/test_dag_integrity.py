@@ -61,3 +61,16 @@ def test_platform_smoke_graph(report: dict[str, Any]) -> None:
         "mlflow",
         "object_store",
     }
+
+
+def test_platform_analytics_graph(report: dict[str, Any]) -> None:
+    dag = report["dags"]["platform_analytics"]
+    assert dag["max_active_runs"] == 1
+    assert dag["tasks"] == {
+        "plan": [],
+        "silver": ["plan"],
+        "gate": ["plan", "silver"],
+        "daily": ["gate", "plan"],
+        "gold_daily": ["daily"],
+        "catalog_sync": ["gold_daily"],
+    }
