@@ -180,6 +180,8 @@ def runs_locally(settings: Settings, name: str) -> bool:
         return settings.endpoint_url == f"http://{settings.bind_host}:{settings.s3_moto_port}"
     if name == "mlflow":
         return not settings.mlflow_tracking_uri
+    if name.startswith("cdn-"):
+        return settings.cdn_local_edges
     return True
 
 
@@ -289,7 +291,38 @@ def _all_services(settings: Settings) -> list[Service]:
             port=settings.viewer_port,
             stage=1,
         ),
+        *_cdn_services(settings),
     ]
+
+
+def _cdn_services(settings: Settings) -> list[Service]:
+    """The nginx tiers (shield, one edge per region) and the edges' log shipper. Each
+    nginx is started through ``python -m vidflow.cdn nginx TIER``, which writes its
+    configuration from settings and then execs the nginx master in the foreground."""
+    from vidflow.cdn.config import tiers
+
+    python = str(venv_bin() / "python")
+    host = settings.bind_host
+    cdn = [
+        Service(
+            name=tier.service,
+            command=[python, "-m", "vidflow.cdn", "nginx", tier.name],
+            health_url=f"http://{host}:{tier.port}/healthz",
+            port=tier.port,
+            stage=1,
+        )
+        for tier in tiers(settings)
+    ]
+    cdn.append(
+        Service(
+            name="cdn-log-shipper",
+            command=[python, "-m", "vidflow.cdn", "ship"],
+            health_url=f"http://{host}:{settings.cdn_shipper_port}/healthz",
+            port=settings.cdn_shipper_port,
+            stage=1,
+        )
+    )
+    return cdn
 
 
 def find_service(settings: Settings, name: str) -> Service:
