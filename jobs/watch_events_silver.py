@@ -200,7 +200,29 @@ def run(
         max_clock_skew_seconds=settings.events_max_clock_skew_seconds,
         max_lateness_hours=settings.events_max_lateness_hours,
     )
+    quarantine_path = lake_path(settings, "analytics", QUARANTINE_TABLE)
+    silver_path = lake_path(settings, "analytics", SILVER_TABLE)
     keys = timed("list", lambda: event_object_keys(settings, window.hours))
+    if not keys:  # nothing arrived: no table to touch (an idle hour costs one listing)
+        touched: tuple[date, ...] = ()
+        if window.touched_since is not None and DeltaTable.isDeltaTable(spark, silver_path):
+            touched = days_touched(
+                spark, silver_path, window, window.touched_since, settings.events_max_lateness_hours
+            )
+        return SilverSummary(
+            start=window.start,
+            end=window.end,
+            region=window.region,
+            objects=0,
+            rows_read=0,
+            accepted=0,
+            duplicates=0,
+            quarantined={},
+            event_dates=(),
+            days_touched=touched,
+            gate=GateOutcome(True, 0, 0, settings.analytics_max_bad_ratio),
+            seconds=seconds,
+        )
     lines = read_lines(spark, settings, keys).persist()
     rows_read = timed("read", lines.count)
     parsed = parse_lines(lines)
@@ -223,8 +245,6 @@ def run(
     else:
         gate = GateOutcome(True, 0, 0, settings.analytics_max_bad_ratio)
 
-    quarantine_path = lake_path(settings, "analytics", QUARANTINE_TABLE)
-    silver_path = lake_path(settings, "analytics", SILVER_TABLE)
     quarantine = quarantined_lines(checked)
     reasons = {r["reason"]: int(r["count"]) for r in quarantine.groupBy("reason").count().collect()}
     ensure_table(spark, quarantine_path, QUARANTINE_SCHEMA)
@@ -239,7 +259,7 @@ def run(
     table = ensure_table(spark, silver_path, SILVER_SCHEMA)
     if gate.passed:
         timed("silver", lambda: merge_silver(table, events, event_dates))
-    touched: tuple[date, ...] = ()
+    touched = ()
     if window.touched_since is not None:
         since = window.touched_since
         touched = days_touched(

@@ -283,7 +283,8 @@ def test_events_posted_to_the_viewer_api_reach_watch_events_once(
         "POST",
         f"/dags/{DAG_ID}/dagRuns",
         json={
-            "logical_date": None,
+            # An explicit data interval needs a logical date (unique per run).
+            "logical_date": datetime.now(UTC).isoformat(),
             "data_interval_start": hour.isoformat(),
             "data_interval_end": (hour + timedelta(hours=1)).isoformat(),
             "conf": {"region": "sa-east", "daily": "never"},

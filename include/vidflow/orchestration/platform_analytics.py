@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,24 @@ def _date_param(value: Any, name: str) -> date | None:
         raise WindowError(f"{name} must be a date (YYYY-MM-DD), not {value!r}") from None
 
 
+def data_interval(context: Any) -> tuple[datetime, datetime]:
+    """The run's data interval; a manual run without one (Airflow 3 triggers with no
+    logical date) gets the last complete hour before it was triggered."""
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if start is not None and end is not None and end > start:
+        return start, end
+    run_after = context["dag_run"].run_after.astimezone(UTC)
+    end = run_after.replace(minute=0, second=0, microsecond=0)
+    return end - timedelta(hours=1), end
+
+
 def window_of_run(context: Any) -> AnalyticsWindow:
     """The run's window: its data interval, or the ``start_date``/``end_date`` Params."""
     params = context["params"]
+    start, end = data_interval(context)
     return plan_window(
-        context["data_interval_start"],
-        context["data_interval_end"],
+        start,
+        end,
         start_date=_date_param(params.get("start_date"), "start_date"),
         end_date=_date_param(params.get("end_date"), "end_date"),
         region=params.get("region") or None,
