@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
@@ -47,15 +48,25 @@ def run_nginx(settings: Settings, tier: Tier) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vidflow.cdn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    listen = "HOST:PORT to listen on (default: bind_host and the tier's port from settings)"
     for name in ("nginx", "conf"):
         cmd = sub.add_parser(name)
         cmd.add_argument("tier", help="shield or edge-<region>")
-    sub.add_parser("ship", help="run the log shipper")
+        cmd.add_argument("--listen", help=listen)
+    ship = sub.add_parser("ship", help="run the log shipper")
+    ship.add_argument("--listen", help="HOST:PORT of the health/flush endpoint")
     args = parser.parse_args(argv)
     settings = get_settings()
+    port: int | None = None
+    if args.listen:
+        host, _, port_text = args.listen.rpartition(":")
+        settings = settings.model_copy(update={"bind_host": host})
+        port = int(port_text)
     if args.command == "ship":
         from vidflow.cdn.shipper import serve
 
+        if port is not None:
+            settings = settings.model_copy(update={"cdn_shipper_port": port})
         serve(settings)
         return 0
     try:
@@ -63,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyError as exc:
         print(exc.args[0], file=sys.stderr)
         return 2
+    if port is not None:
+        tier = dataclasses.replace(tier, port=port)
     if args.command == "conf":
         print(render_conf(settings, tier), end="")
         return 0

@@ -306,17 +306,19 @@ def _cdn_services(settings: Settings) -> list[Service]:
     cdn = [
         Service(
             name=tier.service,
-            command=[python, "-m", "vidflow.cdn", "nginx", tier.name],
+            command=[python, "-m", "vidflow.cdn", "nginx", tier.name, "--listen", listen],
             health_url=f"http://{host}:{tier.port}/healthz",
             port=tier.port,
             stage=1,
         )
         for tier in tiers(settings)
+        for listen in [f"{host}:{tier.port}"]
     ]
+    shipper_listen = f"{host}:{settings.cdn_shipper_port}"
     cdn.append(
         Service(
             name="cdn-log-shipper",
-            command=[python, "-m", "vidflow.cdn", "ship"],
+            command=[python, "-m", "vidflow.cdn", "ship", "--listen", shipper_listen],
             health_url=f"http://{host}:{settings.cdn_shipper_port}/healthz",
             port=settings.cdn_shipper_port,
             stage=1,
