@@ -173,7 +173,9 @@ def per_user_split(
     return Split(train=train, test=test, reference_time=reference, protocol="per-user")
 
 
-def global_cut_time(interactions: pd.DataFrame, holdout_fraction: float = HOLDOUT_FRACTION) -> float:
+def global_cut_time(
+    interactions: pd.DataFrame, holdout_fraction: float = HOLDOUT_FRACTION
+) -> float:
     """The timestamp that leaves ``holdout_fraction`` of the interactions after it."""
     return float(np.quantile(interactions["timestamp"].to_numpy(), 1.0 - holdout_fraction))
 

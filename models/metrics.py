@@ -67,11 +67,12 @@ def evaluate_lists(
     n = len(users)
     out = {
         f"ndcg@{k}": sum(ndcg_at_k(lists.get(u, ()), truth[u], k) for u in users) / n,
-        f"map@{k}": sum(average_precision_at_k(lists.get(u, ()), truth[u], k) for u in users)
-        / n,
+        f"map@{k}": sum(average_precision_at_k(lists.get(u, ()), truth[u], k) for u in users) / n,
     }
     for rk in recall_ks:
         out[f"recall@{rk}"] = sum(recall_at_k(lists.get(u, ()), truth[u], rk) for u in users) / n
-    out[f"coverage@{k}"] = catalogue_coverage({u: lists.get(u, ()) for u in users}, catalogue_size, k)
+    out[f"coverage@{k}"] = catalogue_coverage(
+        {u: lists.get(u, ()) for u in users}, catalogue_size, k
+    )
     out["users"] = float(n)
     return out

@@ -29,8 +29,9 @@ data has it, else the weight).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -69,19 +70,22 @@ def engagement_labels(
     grade = truth.assign(label=np.where(truth["engagement"] >= cut, 2, 1))
     grade = grade.groupby(["user_id", "item_id"], as_index=False)["label"].max()
     merged = candidates[["user_id", "item_id"]].merge(grade, how="left", on=["user_id", "item_id"])
-    return merged["label"].fillna(0).to_numpy(np.int32)
+    labels: npt.NDArray[np.int32] = merged["label"].fillna(0).to_numpy(np.int32)
+    return labels
 
 
 @dataclass(frozen=True)
 class RankerParams:
     n_estimators: int = 400
     learning_rate: float = 0.05
-    num_leaves: int = 31
-    min_child_samples: int = 50
+    num_leaves: int = 15
+    min_child_samples: int = 100
     subsample: float = 0.8
     colsample_bytree: float = 0.8
-    early_stopping_rounds: int = 40
-    truncation_level: int = 20
+    early_stopping_rounds: int = 30
+    truncation_level: int = 10
+    max_bin: int = 63
+    num_threads: int = 1
     random_state: int = 7
 
 
@@ -102,13 +106,15 @@ class FittedRanker:
 
 def _group_sizes(frame: pd.DataFrame) -> npt.NDArray[np.int64]:
     # rows must be contiguous per user: sizes in order of first appearance
-    return frame.groupby("user_id", sort=False).size().to_numpy(np.int64)
+    sizes: npt.NDArray[np.int64] = frame.groupby("user_id", sort=False).size().to_numpy(np.int64)
+    return sizes
 
 
 def useful_queries(frame: pd.DataFrame, labels: npt.NDArray[np.int32]) -> npt.NDArray[np.bool_]:
     """Rows of users with at least one positive candidate (others give no gradient)."""
     has_pos = pd.Series(labels > 0).groupby(frame["user_id"].to_numpy()).transform("any")
-    return has_pos.to_numpy(bool)
+    rows: npt.NDArray[np.bool_] = has_pos.to_numpy(bool)
+    return rows
 
 
 def train_ranker(
@@ -138,14 +144,16 @@ def train_ranker(
         "feature_fraction": params.colsample_bytree,
         "lambdarank_truncation_level": params.truncation_level,
         "seed": params.random_state,
-        "num_threads": 2,
+        "num_threads": params.num_threads,
+        "max_bin": params.max_bin,
         "verbose": -1,
     }
     cols = list(columns)
     dtrain = lgb.Dataset(
         tr[cols].to_numpy(np.float32), y, group=_group_sizes(tr), feature_name=cols
     )
-    sets, callbacks = [], []
+    sets: list[lgb.Dataset] = []
+    callbacks: list[Callable[..., Any]] = []
     if valid is not None and valid_labels is not None:
         vkeep = useful_queries(valid, valid_labels)
         va = valid[vkeep]
@@ -170,3 +178,18 @@ def train_ranker(
     total = float(gains.sum()) or 1.0
     importance = {c: float(g) / total for c, g in zip(cols, gains, strict=True)}
     return FittedRanker(booster, tuple(cols), int(best), importance)
+
+
+@dataclass(frozen=True)
+class RankerEnsemble:
+    """The cross-validation fold models; the score is their mean."""
+
+    members: tuple[FittedRanker, ...]
+
+    def predict(self, features: pd.DataFrame) -> npt.NDArray[np.float64]:
+        mean: npt.NDArray[np.float64] = np.mean([m.predict(features) for m in self.members], axis=0)
+        return mean
+
+    def importance(self) -> dict[str, float]:
+        names = self.members[0].columns
+        return {c: float(np.mean([m.importance[c] for m in self.members])) for c in names}

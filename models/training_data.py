@@ -127,8 +127,10 @@ def engagement_of(df: pd.DataFrame) -> npt.NDArray[np.float64]:
     """Watch time when the data has it, else the weight."""
     if "watch_seconds" in df and df["watch_seconds"].notna().any():
         watch = df["watch_seconds"].fillna(df["watch_seconds"].median()).to_numpy(np.float64)
-        return np.maximum(watch, 0.0)
-    return df["weight"].to_numpy(np.float64)
+        clipped: npt.NDArray[np.float64] = np.maximum(watch, 0.0)
+        return clipped
+    weight: npt.NDArray[np.float64] = df["weight"].to_numpy(np.float64)
+    return weight
 
 
 @dataclass(frozen=True)

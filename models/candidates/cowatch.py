@@ -77,7 +77,7 @@ def cowatch_matrix(data: TrainingData, params: CoWatchParams) -> sp.csr_matrix:
     counts.setdiag(0.0)
     counts.eliminate_zeros()
     pop = np.bincount(items, minlength=n).astype(np.float64) + 1.0
-    left = sp.diags(pop ** -params.alpha)
+    left = sp.diags(pop**-params.alpha)
     right = sp.diags(pop ** -(1.0 - params.alpha))
     similarity = sp.csr_matrix(left @ counts @ right, dtype=np.float32)
     return keep_top_per_row(similarity, params.neighbours)
@@ -106,4 +106,5 @@ class CoWatch:
     def more_like_this(self, item: int, n: int = 10) -> IntArray:
         row = self.similarity.getrow(item)
         order = np.argsort(-row.data, kind="stable")[:n]
-        return row.indices[order].astype(np.int64)
+        found: IntArray = row.indices[order].astype(np.int64)
+        return found

@@ -86,9 +86,9 @@ class Trending:
         res = self.params.resolution_seconds
         rounded = np.floor(times / res) * res  # down: never a second past the time
         unique, inverse = np.unique(rounded, return_inverse=True)
-        mask = slice(None)
+        mask = np.ones(len(self._items), dtype=bool)
         if region is not None and self._regions is not None:
-            mask = self._regions == region  # type: ignore[assignment]
+            mask = self._regions == region
         pop = decayed_popularity(
             self._items[mask],
             self._times[mask],
