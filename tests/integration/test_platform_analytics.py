@@ -128,6 +128,8 @@ def partition_snapshot(spark: Any, settings: Settings, days: list[date]) -> list
     return sorted(tuple(r) for r in rows)
 
 
+# Two or three Spark jobs per run, two runs: allow for a busy 2-core machine.
+@pytest.mark.timeout(1800)
 def test_a_backfilled_region_lands_once_in_its_partitions_and_reruns_identically(
     airflow: AirflowClient, stack: Settings, spark: Any
 ) -> None:
@@ -196,6 +198,7 @@ def test_a_backfilled_region_lands_once_in_its_partitions_and_reruns_identically
     assert partition_snapshot(spark, stack, [date(2025, 5, 13), SILVER_DAY]) == before
 
 
+@pytest.mark.timeout(1800)
 def test_bad_lines_are_quarantined_and_the_gate_fails_above_the_ratio(
     airflow: AirflowClient, stack: Settings, spark: Any
 ) -> None:
