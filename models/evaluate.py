@@ -145,6 +145,7 @@ def evaluate_split(
             "feature_groups_dropped": report.groups_dropped,
             "validation_ranker_ndcg@10": round(report.validation_ranker_ndcg, 5),
             "validation_best_source_ndcg@10": round(report.validation_best_source_ndcg, 5),
+            "ranker_fallback": report.fallback,
             "feature_importance_gain": {
                 key: round(v, 4) for key, v in list(report.importance.items())[:12]
             },
@@ -153,6 +154,9 @@ def evaluate_split(
             **{key: round(v, 2) for key, v in report.timings.items()},
             "fit_s": round(fit_s, 2),
             "recommend_test_users_s": round(predict_s, 2),
+            "lightfm_fit_s": round(sources.lightfm.fit_seconds, 2),
+            "lightfm_interactions": sources.lightfm.interactions,
+            "lightfm_epochs": cfg.lightfm.epochs,
         },
     }
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import scipy.sparse as sp
 
 from models.baselines import Ease
 from models.candidates import mask_seen, top_k
@@ -116,9 +117,11 @@ class Sources:
     content: Content
     trending: Trending
     stats: ItemStats
+    ease_profile: sp.csr_matrix  # users x items, recency-weighted history
+    last3_profile: sp.csr_matrix  # users x items, the last three items only
 
     def source_scores(self, batch: UserBatch) -> dict[str, FloatArray]:
-        ease_profile = sparse_rows(self.data.recency_profile(self.ease_half_life), batch.users)
+        ease_profile = sparse_rows(self.ease_profile, batch.users)
         return {
             "lightfm": self.lightfm.scores(batch),
             "cowatch": self.cowatch.scores(batch),
@@ -172,7 +175,7 @@ def candidate_frame(
     frame["user_tenure_days"] = np.where(known, (times[r] - stats.user_first[safe]) / DAY, 0.0)
     frame["topic_affinity"] = sources.content.topic_affinity(users, c.astype(np.int64))
     frame["cowatch_last3"] = sources.cowatch.last_items_scores(batch)[r, c]
-    last3 = sparse_rows(sources.data.recency_profile(1e9, last_n=3), batch.users)
+    last3 = sparse_rows(sources.last3_profile, batch.users)
     ease_last = sources.ease.profile_scores(last3)[r, c]
     frame["ease_last3"] = np.where(ease_last > -1e8, ease_last, np.nan)
     frame["hour_lift"] = stats.hour_lift[stats.user_slot[safe], c]

@@ -68,6 +68,7 @@ class PipelineConfig:
     ease_half_life_grid: tuple[float, ...] = (5.0, 20.0, 1e9)
     cowatch_grid: tuple[tuple[float, float], ...] = ((0.5, 3.0), (0.8, 3.0), (0.8, 10.0))
     ranker_folds: int = 3
+    min_ranker_users: int = 50
     min_group_gain: float = 0.0  # a group must add more than this NDCG@10 to stay
     seed: int = 42
 
@@ -85,6 +86,7 @@ class FitReport:
     importance: dict[str, float] = field(default_factory=dict)
     validation_ranker_ndcg: float = 0.0
     validation_best_source_ndcg: float = 0.0
+    fallback: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -98,6 +100,8 @@ def fit_sources(data: TrainingData, config: PipelineConfig, ease_half_life: floa
         content=Content(data, config.content),
         trending=Trending(data, config.trending),
         stats=item_stats(data),
+        ease_profile=data.recency_profile(ease_half_life),
+        last3_profile=data.recency_profile(1e9, last_n=3),
     )
 
 
@@ -206,6 +210,7 @@ class Recommender:
         self.sources: Sources | None = None
         self.ranker: RankerEnsemble | None = None
         self.groups: list[str] = []
+        self.fallback: str | None = None
 
     def fit(self, interactions: pd.DataFrame, items: pd.DataFrame) -> Recommender:
         cfg, report = self.config, self.report
@@ -270,6 +275,26 @@ class Recommender:
                 models.append(model)
             return float(np.mean(scores)), models
 
+        source_ndcg = {
+            s: evaluate_lists(
+                ranked_lists(frame, -frame[f"{s}_rank"].to_numpy(np.float64), 10),
+                truth,
+                n_items,
+                recall_ks=(10,),
+            )["ndcg@10"]
+            for s in SOURCE_NAMES
+        }
+        best_source = max(source_ndcg, key=source_ndcg.__getitem__)
+        report.validation_best_source_ndcg = source_ndcg[best_source]
+        learnable = frame.loc[labels > 0, "user_id"].nunique()
+        if learnable < cfg.min_ranker_users:
+            self.fallback = best_source
+            report.fallback = (
+                f"{learnable} validation viewers have a positive candidate (< "
+                f"{cfg.min_ranker_users}): too few to train a ranker; lists are "
+                f"{best_source}'s, the best source on validation"
+            )
+            return
         all_groups = list(FEATURE_GROUPS)
         base, models = cross_validate(all_groups)
         report.ablation["all"] = base
@@ -286,19 +311,17 @@ class Recommender:
             final = base
         report.ablation["kept groups"] = final
         report.validation_ranker_ndcg = final
-        report.validation_best_source_ndcg = max(
-            evaluate_lists(
-                ranked_lists(frame, -frame[f"{s}_rank"].to_numpy(np.float64), 10),
-                truth,
-                n_items,
-                recall_ks=(10,),
-            )["ndcg@10"]
-            for s in SOURCE_NAMES
-        )
         report.groups_kept, report.groups_dropped = groups, dropped
         self.ranker = RankerEnsemble(tuple(models))
         self.groups = groups
         report.importance = dict(sorted(self.ranker.importance().items(), key=lambda kv: -kv[1]))
+        if final <= report.validation_best_source_ndcg:
+            self.fallback = best_source
+            report.fallback = (
+                f"the ranker ({final:.4f}) does not beat {best_source} "
+                f"({report.validation_best_source_ndcg:.4f}) on validation: lists are "
+                f"{best_source}'s"
+            )
 
     def candidates(
         self, user_ids: pd.Index, reference_time: pd.Series | float | None = None
@@ -310,6 +333,10 @@ class Recommender:
         )
 
     def rank(self, frame: pd.DataFrame, k: int) -> dict[Any, list[str]]:
+        """Order candidates by the ranker, or by the fallback source's rank when
+        validation said the ranker is not better."""
+        if self.fallback is not None:
+            return ranked_lists(frame, -frame[f"{self.fallback}_rank"].to_numpy(np.float64), k)
         if self.ranker is None:
             raise RuntimeError("fit the recommender first")
         return ranked_lists(frame, self.ranker.predict(frame), k)

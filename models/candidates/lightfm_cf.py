@@ -10,6 +10,7 @@ is what batch scoring at scale needs (never per-pair ``predict``).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +28,9 @@ class LightFMParams:
     learning_rate: float = 0.05
     item_alpha: float = 1e-6
     user_alpha: float = 1e-6
-    max_sampled: int = 30
+    # 10 (LightFM's default) keeps 20 epochs on 1M interactions near 40 s of CPU; 30
+    # gains ~10% NDCG for LightFM alone on MovieLens but doubles the time
+    max_sampled: int = 10
     use_tags: bool = True
     num_threads: int = 2
     random_state: int = 42
@@ -69,6 +72,7 @@ class LightFMSource:
             max_sampled=p.max_sampled,
             random_state=p.random_state,
         )
+        started = time.perf_counter()
         signal = data.signal.tocoo()
         binary = sp.coo_matrix(
             (np.ones(signal.nnz, np.float32), (signal.row, signal.col)), shape=signal.shape
@@ -80,6 +84,8 @@ class LightFMSource:
             epochs=p.epochs,
             num_threads=p.num_threads,
         )
+        self.fit_seconds = time.perf_counter() - started
+        self.interactions = int(signal.nnz)
         item_bias, item_emb = self.model.get_item_representations(features)
         _, user_emb = self.model.get_user_representations()
         self.item_embeddings = np.asarray(item_emb, dtype=np.float32)

@@ -132,6 +132,8 @@ def test_recommender_fit_recommend_save_load(tmp_path: Path) -> None:
     again = Recommender.load(tmp_path / "rec.pkl")
     pd.testing.assert_frame_equal(again.recommend(pd.Index(["user0", "user3"]), k=5), out)
     assert len(rec.more_like_this("comedy-1", 3)) == 3
+    cold = rec.recommend(pd.Index(["nobody"]), k=5)  # no history: trending answers
+    assert len(cold) == 5
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -200,3 +202,16 @@ def test_evaluate_cli_reports_a_missing_column_as_json(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "weight" in json.loads(proc.stdout)["error"]
+
+
+def test_too_few_validation_viewers_fall_back_to_the_best_source() -> None:
+    inter, items = synthetic()
+    rec = Recommender(fast_config(min_ranker_users=10**6)).fit(
+        ds.validate_interactions(inter), ds.validate_items(items)
+    )
+    assert rec.ranker is None
+    assert rec.fallback in {"lightfm", "cowatch", "ease", "content", "trending"}
+    assert rec.report.fallback is not None and "too few" in rec.report.fallback
+    _frame, lists = rec.candidates(pd.Index(["user0"]))
+    best = lists[rec.fallback]["user0"][:5]
+    assert list(rec.recommend(pd.Index(["user0"]), k=5)["item_id"]) == best
