@@ -112,7 +112,6 @@ def task_log(airflow: AirflowClient, run_id: str, task_id: str) -> str:
         "GET",
         f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/logs/1",
         params={"full_content": "true"},
-        headers={"Accept": "application/json"},
     )
     return str(page)
 
