@@ -15,7 +15,7 @@ from pathlib import Path
 from vidflow.config import Settings, get_settings
 from vidflow.stack.demo import DemoError
 from vidflow.traffic.live import LiveError
-from vidflow.traffic.model import CatalogVideo, build_population, write_truth
+from vidflow.traffic.model import CatalogVideo, Population, build_population, write_truth
 
 
 def _say(message: str) -> None:
@@ -76,13 +76,41 @@ def _history(args: argparse.Namespace, settings: Settings) -> int:
     else:
         put = s3_put(settings)
         target = f"s3://{settings.bucket_events}"
-    result = write_history(population, put, _say, threads=args.threads)
-    _say(
-        f"wrote {result.events} events ({result.late_events} late) in {result.objects} "
-        f"objects, {result.bytes / 1e6:.1f} MB, to {target} in {result.seconds:.1f} s: "
-        f"{result.rows_per_second:,.0f} rows/s"
-    )
+    if not args.no_events:
+        result = write_history(population, put, _say, threads=args.threads)
+        _say(
+            f"wrote {result.events} events ({result.late_events} late) in {result.objects} "
+            f"objects, {result.bytes / 1e6:.1f} MB, to {target} in {result.seconds:.1f} s: "
+            f"{result.rows_per_second:,.0f} rows/s"
+        )
+    if args.cdn_logs:
+        _cdn_logs(args, settings, population)
     return 0
+
+
+def _cdn_logs(args: argparse.Namespace, settings: Settings, population: Population) -> None:
+    """The edges' CloudFront logs of the same playbacks (vidflow.traffic.cdnlogs)."""
+    from vidflow.traffic.cdnlogs import write_cdn_logs
+    from vidflow.traffic.history import directory_put, run_tag
+
+    if args.out:
+        put = directory_put(Path(args.out))
+        target = str(Path(args.out) / settings.cdn_log_prefix)
+    else:
+        from vidflow.storage import s3_client
+
+        client = s3_client(settings)
+
+        def put(key: str, body: bytes) -> None:
+            client.put_object(Bucket=settings.bucket_cdn_logs, Key=key, Body=body)
+
+        target = f"s3://{settings.bucket_cdn_logs}/{settings.cdn_log_prefix}"
+    result = write_cdn_logs(population, settings, put, _say, tag=run_tag(population))
+    _say(
+        f"wrote {result.requests} CDN requests ({result.hits / max(result.requests, 1):.1%} "
+        f"edge hits, {result.late_lines} lines in a later hour's file) in {result.objects} "
+        f"objects, {result.bytes / 1e6:.1f} MB, to {target}"
+    )
 
 
 def _live(args: argparse.Namespace, settings: Settings) -> int:
@@ -161,6 +189,15 @@ def parser() -> argparse.ArgumentParser:
         help="insert the model's users and synthetic videos into the catalog (idempotent)",
     )
     history.add_argument("--threads", type=_positive, default=8, help="writer threads")
+    history.add_argument(
+        "--cdn-logs",
+        action="store_true",
+        help="also write the edges' CloudFront logs of the same playbacks (cdn-logs bucket, "
+        "or DIR/cdn-logs/ with --out)",
+    )
+    history.add_argument(
+        "--no-events", action="store_true", help="write no events (with --cdn-logs: logs only)"
+    )
     history.set_defaults(run=_history)
 
     live = modes.add_parser("live", help="viewers play streams through the viewer API")
