@@ -143,7 +143,9 @@ def evaluate_split(
             },
             "feature_groups_kept": report.groups_kept,
             "feature_groups_dropped": report.groups_dropped,
-            "validation_ranker_ndcg@10": round(report.validation_ranker_ndcg, 5),
+            "validation_ranker_ndcg@10": (
+                None if recommender.ranker is None else round(report.validation_ranker_ndcg, 5)
+            ),
             "validation_best_source_ndcg@10": round(report.validation_best_source_ndcg, 5),
             "ranker_fallback": report.fallback,
             "feature_importance_gain": {
