@@ -349,6 +349,18 @@ class Settings(BaseSettings):
         description="Port of the log shipper's health and flush endpoint (GET /healthz, "
         "POST /v1/flush ships every edge's log now).",
     )
+    cdn_max_bad_ratio: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Share of an hour's CDN log lines that may be quarantined before the "
+        "cdn_analytics gate fails the run.",
+    )
+    cdn_warm_byte_budget: str = Field(
+        "64m",
+        description="Default warming budget per edge and hour (nginx size; the DAG's "
+        "byte_budget Param overrides it).",
+    )
 
     # --- derived values --------------------------------------------------------------------
     def pg_url(self, database: str, driver: str = "psycopg") -> str:
