@@ -531,3 +531,29 @@ def test_the_dockerfile_builds_the_platform_image() -> None:
     assert f"COPY --chown=airflow:0 . {IMAGE_SRC.rstrip('/')}" in text
     ignored = (REPO_ROOT / ".dockerignore").read_text().split()
     assert {".env", ".local", ".git"} <= set(ignored), "secrets and local state stay out"
+
+
+def python_modules_run(compose: Compose) -> dict[str, str]:
+    """Service -> the ``python -m MODULE`` its command runs (services that run one)."""
+    found = {}
+    for name, service in services(compose).items():
+        command = service.get("command") or []
+        if isinstance(command, list) and command[:2] == ["python", "-m"]:
+            found[name] = str(command[2])
+    return found
+
+
+def test_http_services_run_modules_that_exist(compose: Compose) -> None:
+    """The API services run the same entry points as the local stack; a renamed or
+    never-built module (``vidflow.serving.app``) would only fail at deploy time."""
+    import importlib.util
+
+    modules = python_modules_run(compose)
+    assert {"upload-api": "vidflow.uploads", "viewer-api": "vidflow.viewer"}.items() <= (
+        modules.items()
+    )
+    for name, module in modules.items():
+        assert importlib.util.find_spec(f"{module}.__main__") is not None, (name, module)
+    broken = {"services": {"api": {"command": ["python", "-m", "vidflow.nothing_here"]}}}
+    assert python_modules_run(broken) == {"api": "vidflow.nothing_here"}
+    assert importlib.util.find_spec("vidflow.nothing_here") is None
