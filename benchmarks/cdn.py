@@ -1,0 +1,508 @@
+# ruff: noqa: S608  (SQL built from the benchmark's own paths and constants)
+"""CDN benchmark: bronze + popularity (Spark vs DuckDB), edge-hit throughput (vs a static
+nginx), and how much of the LRU -> Belady gap warming closes.
+
+``python -m benchmarks.cdn [--sizes 1,3] [--skip-engines] [--skip-edge] [--skip-warming]``
+(or ``make bench BENCH=cdn``).
+
+(a) **Bronze + popularity.** CloudFront log objects from the traffic model's history mode
+(``vidflow.traffic.cdnlogs``, seed 11, 6000 viewers, 400 videos), cut at 1M / 3M (/ 10M)
+rows. Spark (a warm session: the first pass warms up, the second is timed) runs the
+bronze transforms of ``jobs/cdn_bronze.py`` (parse, rules, dedupe by request id) and the
+popularity of ``jobs/cdn_plan.py`` and writes both to parquet; DuckDB runs the same
+semantics in SQL on the same files and writes the same two outputs. The accepted row
+counts and the per-object scores must agree (1e-6) on the smallest input.
+
+(b) **Edge throughput.** A ~512 KB segment through the us-east edge (a hit: fetched once
+before) against a static nginx serving the same bytes from disk on loopback, each with
+the same bounded load generator (``--clients`` keep-alive connections, ``--seconds``).
+
+(c) **Warming.** On the same history, for three scenarios per edge (steady: the edge's
+median-traffic hour; diurnal peak: its busiest hour; viral: the first hour of a viral
+burst in its region), the next hour's requests replayed against LRU, LRU warmed by the
+plan from the 6 hours before, and Belady, at the edge's configured cache size and at a
+larger one; gap share = (warmed - LRU) / (Belady - LRU) in byte hit ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from vidflow.cdn.popularity import Request, read_log_dir, requests_from_records
+from vidflow.cdn.replay import evaluate
+from vidflow.config import REPO_ROOT, Settings, get_settings
+from vidflow.traffic.cdnlogs import parse_nginx_size, write_cdn_logs
+from vidflow.traffic.history import directory_put
+from vidflow.traffic.model import Population, build_population
+
+RESULTS = Path(__file__).parent / "results"
+DATA = REPO_ROOT / ".local" / "bench" / "cdn"
+TARGET_RATIO = 3.0
+START = datetime(2026, 11, 1, tzinfo=UTC)
+HALF_LIFE = 1.0
+
+
+def _say(message: str) -> None:
+    print(f"[cdn] {message}", flush=True)
+
+
+def population(days: int) -> Population:
+    return build_population(11, viewers=6000, videos=400, start=START, days=days)
+
+
+def history_dir(settings: Settings, millions: int) -> Path:
+    """Log objects of ``millions`` x 1M requests (generated once, then reused)."""
+    target = DATA / f"rows-{millions}m"
+    done = target / "DONE"
+    if done.exists():
+        return target
+    shutil.rmtree(target, ignore_errors=True)
+    days = max(2, math.ceil(millions * 1_000_000 / 850_000) + 1)
+    began = time.monotonic()
+    result = write_cdn_logs(
+        population(days),
+        settings,
+        directory_put(target),
+        _say,
+        tag=f"bench{millions}m",
+        prefix="",
+        max_requests=millions * 1_000_000,
+    )
+    done.write_text(json.dumps({"requests": result.requests, "objects": result.objects}))
+    _say(f"{result.requests} rows in {result.objects} objects in {time.monotonic() - began:.0f}s")
+    return target
+
+
+# --- (a) Spark vs DuckDB ------------------------------------------------------------------
+
+
+def spark_pass(spark: Any, source: Path, out: Path, as_of: datetime) -> dict[str, int]:
+    from pyspark.sql import functions as F
+
+    from jobs.cdn_plan import popularity
+    from vidflow.cdn.bronze import accepted_requests, check_lines
+    from vidflow.cdn.payloads import CdnWindow
+
+    lines = (
+        spark.read.text(str(source / "*.gz"))
+        .select(F.col("value").alias("raw_line"), F.col("_metadata.file_path").alias("source_key"))
+        .where(~F.col("raw_line").startswith("#") & (F.trim("raw_line") != ""))
+    )
+    rows = accepted_requests(check_lines(lines)).persist()
+    rows.write.mode("overwrite").parquet(str(out / "spark_requests"))
+    window = CdnWindow(as_of - timedelta(hours=1), as_of, half_life_hours=HALF_LIFE)
+    popularity(rows.where(F.col("request_ts") < F.lit(as_of)), window).write.mode(
+        "overwrite"
+    ).parquet(str(out / "spark_popularity"))
+    counts = {"requests": rows.count()}
+    rows.unpersist()
+    return counts
+
+
+DUCKDB_SQL = """
+CREATE OR REPLACE TEMP TABLE lines AS
+SELECT string_split(line, chr(9)) AS p, filename AS source_key
+FROM read_csv('{src}/*.gz', columns={{'line': 'VARCHAR'}}, delim=chr(1), header=false,
+              quote='', escape='', filename=true, auto_detect=false)
+WHERE NOT starts_with(line, '#') AND trim(line) <> '';
+
+CREATE OR REPLACE TEMP TABLE checked AS
+SELECT p, source_key,
+       try_strptime(p[1] || ' ' || p[2], '%Y-%m-%d %H:%M:%S') AS ts,
+       len(p) = 33 AS n_ok
+FROM lines;
+
+CREATE OR REPLACE TEMP TABLE requests AS
+SELECT * EXCLUDE (rn) FROM (
+  SELECT p[15] AS request_id, ts AS request_ts, p[3] AS region,
+         url_decode(replace(p[8], '+', '%2B')) AS uri_stem,
+         CASE WHEN ends_with(p[8], '/master.m3u8') THEN 'master'
+              WHEN ends_with(p[8], '.m3u8') THEN 'playlist'
+              WHEN ends_with(p[8], '/init.mp4') THEN 'init'
+              WHEN ends_with(p[8], '.m4s') THEN 'segment' ELSE 'other' END AS object_kind,
+         nullif(lower(regexp_extract(p[8], '{media}', 1)), '') AS video_id,
+         TRY_CAST(p[9] AS INTEGER) AS sc_status, TRY_CAST(p[4] AS BIGINT) AS sc_bytes,
+         coalesce(TRY_CAST(nullif(p[31], '-') AS BIGINT), TRY_CAST(p[4] AS BIGINT))
+           AS object_bytes,
+         p[14] AS result_type,
+         row_number() OVER (PARTITION BY p[15] ORDER BY source_key) AS rn
+  FROM checked
+  WHERE n_ok AND ts IS NOT NULL
+    AND TRY_CAST(p[4] AS BIGINT) >= 0 AND TRY_CAST(p[9] AS BIGINT) >= 0
+    AND TRY_CAST(p[18] AS BIGINT) >= 0 AND TRY_CAST(p[27] AS BIGINT) >= 0
+    AND TRY_CAST(p[19] AS DOUBLE) >= 0 AND TRY_CAST(p[28] AS DOUBLE) >= 0
+    AND p[3] IN ('us-east', 'eu-west', 'ap-south', 'sa-east')
+    AND p[14] IN ('Hit', 'RefreshHit', 'Miss', 'Error', 'LimitExceeded', 'CapacityExceeded')
+) WHERE rn = 1;
+
+COPY requests TO '{out}/duckdb_requests.parquet' (FORMAT parquet);
+
+COPY (
+  WITH w AS (
+    SELECT *, pow(2.0, -(epoch(TIMESTAMP '{as_of}') - epoch(request_ts)) / {hl_seconds}) AS w
+    FROM requests
+    WHERE sc_status IN (200, 206) AND result_type <> 'Error'
+      AND request_ts < TIMESTAMP '{as_of}'
+  )
+  SELECT 'object' AS level, region, uri_stem AS id, sum(w) AS score,
+         max(object_bytes) AS size, count(*) AS requests
+  FROM w GROUP BY region, uri_stem
+  UNION ALL
+  SELECT 'video', region, video_id, sum(w), NULL, count(*)
+  FROM w WHERE object_kind = 'master' GROUP BY region, video_id
+) TO '{out}/duckdb_popularity.parquet' (FORMAT parquet);
+"""
+
+
+def duckdb_pass(source: Path, out: Path, as_of: datetime) -> dict[str, int]:
+    import duckdb
+
+    from vidflow.cdn.bronze import MEDIA_PATH_JAVA
+
+    con = duckdb.connect()
+    sql = DUCKDB_SQL.format(
+        src=source,
+        out=out,
+        media=MEDIA_PATH_JAVA.replace("'", "''"),
+        as_of=as_of.strftime("%Y-%m-%d %H:%M:%S"),
+        hl_seconds=HALF_LIFE * 3600.0,
+    )
+    con.execute(sql)
+    count = con.execute("SELECT count(*) FROM requests").fetchone()
+    con.close()
+    return {"requests": int(count[0]) if count else 0}
+
+
+def compare_outputs(out: Path) -> dict[str, Any]:
+    import duckdb
+
+    con = duckdb.connect()
+    diff = con.execute(
+        f"""
+        SELECT count(*) AS objects,
+               max(abs(s.score - d.score)) AS max_score_diff,
+               sum(CASE WHEN s.requests <> d.requests THEN 1 ELSE 0 END) AS count_mismatch
+        FROM read_parquet('{out}/spark_popularity/*.parquet') s
+        FULL JOIN read_parquet('{out}/duckdb_popularity.parquet') d
+          ON s.level = d.level AND s.region = d.region AND s.id = d.id
+        """
+    ).fetchone()
+    con.close()
+    assert diff is not None
+    return {"objects": diff[0], "max_score_diff": diff[1], "count_mismatch": diff[2]}
+
+
+def bench_engines(settings: Settings, sizes: list[int]) -> list[dict[str, Any]]:
+    from vidflow.spark import get_spark
+
+    spark = get_spark("bench_cdn", settings)
+    results = []
+    for millions in sizes:
+        source = history_dir(settings, millions)
+        as_of = latest_hour(source)
+        with tempfile.TemporaryDirectory(dir=DATA) as tmp:
+            out = Path(tmp)
+            spark_pass(spark, source, out, as_of)  # warm-up
+            began = time.monotonic()
+            spark_counts = spark_pass(spark, source, out, as_of)
+            spark_s = time.monotonic() - began
+            began = time.monotonic()
+            duck_counts = duckdb_pass(source, out, as_of)
+            duck_s = time.monotonic() - began
+            check = compare_outputs(out) if millions == sizes[0] else None
+        row = {
+            "rows_millions": millions,
+            "accepted_spark": spark_counts["requests"],
+            "accepted_duckdb": duck_counts["requests"],
+            "spark_seconds": round(spark_s, 2),
+            "duckdb_seconds": round(duck_s, 2),
+            "ratio": round(spark_s / duck_s, 2),
+            "check": check,
+        }
+        _say(f"engines {millions}M: {row}")
+        results.append(row)
+    spark.stop()
+    return results
+
+
+def latest_hour(source: Path) -> datetime:
+    names = sorted(p.name.split(".")[1] for p in source.glob("*.gz"))
+    return datetime.strptime(names[-1], "%Y-%m-%d-%H").replace(tzinfo=UTC)
+
+
+# --- (b) edge throughput ----------------------------------------------------------------
+
+
+def load(host: str, port: int, path: str, clients: int, seconds: float) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        mine = []
+        while time.monotonic() < stop:
+            began = time.perf_counter()
+            try:
+                conn.request("GET", path)
+                response = conn.getresponse()
+                response.read()
+                ok = response.status == 200
+            except (OSError, http.client.HTTPException):
+                ok = False
+                conn.close()
+                conn = http.client.HTTPConnection(host, port, timeout=10)
+            if ok:
+                mine.append(time.perf_counter() - began)
+            else:
+                with lock:
+                    errors[0] += 1
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    began = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - began
+    ordered = sorted(latencies)
+    return {
+        "requests": len(ordered),
+        "errors": errors[0],
+        "rps": round(len(ordered) / elapsed, 1),
+        "p50_ms": round(statistics.median(ordered) * 1000, 3) if ordered else math.nan,
+        "p99_ms": round(
+            ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)] * 1000, 3
+        )
+        if ordered
+        else math.nan,
+    }
+
+
+def bench_edge(settings: Settings, clients: int, seconds: float) -> dict[str, Any]:
+    from vidflow.storage import s3_client
+
+    body = os.urandom(512 * 1024)
+    key = f"media/videos/{uuid.uuid4()}/v1/720p/seg_00001.m4s"
+    s3_client(settings).put_object(Bucket=settings.bucket_media, Key=key, Body=body)
+    edge = settings.edge_urls()["us-east"]
+    import httpx
+
+    for _ in range(2):
+        answer = httpx.get(f"{edge}/{key}", timeout=30)
+        answer.raise_for_status()
+    assert answer.headers.get("X-Cache-Edge") == "HIT", answer.headers
+    host, port = edge.split("//")[1].split(":")
+    edge_result = load(host, int(port), "/" + key, clients, seconds)
+
+    root = Path(tempfile.mkdtemp(prefix="static-nginx-"))
+    (root / "www" / Path(key).parent).mkdir(parents=True)
+    (root / "www" / key).write_bytes(body)
+    static_port = 18190
+    conf = root / "nginx.conf"
+    user = "user nobody nogroup;\n" if os.geteuid() == 0 else ""
+    conf.write_text(
+        f"{user}daemon off;\nworker_processes 1;\npid {root}/nginx.pid;\n"
+        f"error_log {root}/error.log;\nevents {{ worker_connections 1024; }}\n"
+        f"http {{ access_log off; sendfile on; server {{ listen 127.0.0.1:{static_port}; "
+        f"root {root}/www; }} }}\n"
+    )
+    # nginx's workers run as nobody: they must be able to read the file.
+    for item in (root, root / "www", *(root / "www").rglob("*")):
+        item.chmod(0o755 if item.is_dir() else 0o644)
+    proc = subprocess.Popen([settings.cdn_nginx_binary, "-c", str(conf), "-p", str(root)])
+    try:
+        for _ in range(50):
+            try:
+                httpx.get(f"http://127.0.0.1:{static_port}/{key}", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        static_result = load("127.0.0.1", static_port, "/" + key, clients, seconds)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(root, ignore_errors=True)
+    result = {
+        "object_bytes": len(body),
+        "clients": clients,
+        "seconds": seconds,
+        "edge_hit": edge_result,
+        "static_nginx": static_result,
+        "rps_ratio": round(edge_result["rps"] / static_result["rps"], 3),
+    }
+    _say(f"edge: {result}")
+    return result
+
+
+# --- (c) warming ----------------------------------------------------------------------------
+
+
+def by_hour(requests: list[Request]) -> dict[tuple[str, int], list[Request]]:
+    out: dict[tuple[str, int], list[Request]] = defaultdict(list)
+    for r in requests:
+        out[r.edge, int(r.ts // 3600)].append(r)
+    return out
+
+
+def scenario_hours(hours: dict[tuple[str, int], list[Request]], pop: Population) -> list[Any]:
+    from vidflow.regions import REGION_NAMES
+
+    first = min(h for _, h in hours) + 6  # six hours of history before any scenario
+    last = max(h for _, h in hours)
+    chosen = []
+    for edge in REGION_NAMES:
+        mine = {h: len(v) for (e, h), v in hours.items() if e == edge and first <= h < last}
+        if not mine:
+            continue
+        ranked = sorted(mine, key=lambda h: (mine[h], h))
+        chosen.append(("steady", edge, ranked[len(ranked) // 2]))
+        chosen.append(("diurnal_peak", edge, ranked[-1]))
+    for burst in pop.viral:
+        hour = int(burst.start_ts // 3600) + 1  # the first whole hour of the burst
+        edge = REGION_NAMES[burst.region]
+        if first <= hour < last:
+            chosen.append(("viral", edge, hour))
+    return chosen
+
+
+def bench_warming(settings: Settings, millions: int) -> list[dict[str, Any]]:
+    source = history_dir(settings, millions)
+    requests = requests_from_records(read_log_dir(source))
+    hours = by_hour(requests)
+    days = max(2, math.ceil(millions * 1_000_000 / 850_000) + 1)
+    pop = population(days)
+    edge_cache = parse_nginx_size(settings.cdn_edge_cache_max_size)
+    rows = []
+    for scenario, edge, hour in scenario_hours(hours, pop):
+        history = [r for h in range(hour - 6, hour) for r in hours.get((edge, h), [])]
+        upcoming = hours.get((edge, hour), [])
+        for cache in (edge_cache, 8 * edge_cache):
+            (result,) = evaluate(
+                history,
+                upcoming,
+                cache_bytes=cache,
+                budget_bytes=cache // 4,
+                half_life_hours=HALF_LIFE,
+                edges=[edge],
+            )
+            row = {
+                "scenario": scenario,
+                "edge": edge,
+                "hour": datetime.fromtimestamp(hour * 3600, UTC).isoformat(),
+                "requests": len(upcoming),
+                **{k: v for k, v in result.to_dict().items() if k != "edge"},
+            }
+            rows.append(row)
+            _say(
+                f"{scenario} {edge} {row['hour']} cache {cache >> 20} MiB: LRU "
+                f"{result.lru.byte_hit_ratio:.3f} warmed {result.warmed.byte_hit_ratio:.3f} "
+                f"Belady {result.belady.byte_hit_ratio:.3f} share {row['gap_share']}"
+            )
+    return rows
+
+
+# --- report ------------------------------------------------------------------------------
+
+
+def write(results: dict[str, Any]) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "cdn.json").write_text(json.dumps(results, indent=2, default=str))
+    lines = ["# CDN benchmark", "", f"{results['machine']}", ""]
+    if results.get("engines"):
+        lines += [
+            "## Bronze + popularity: Spark (warm) vs DuckDB, same input",
+            "",
+            "| rows | Spark s | DuckDB s | ratio | accepted (Spark/DuckDB) |",
+            "|---|---|---|---|---|",
+        ]
+        for r in results["engines"]:
+            lines.append(
+                f"| {r['rows_millions']}M | {r['spark_seconds']} | {r['duckdb_seconds']} | "
+                f"{r['ratio']}x | {r['accepted_spark']}/{r['accepted_duckdb']} |"
+            )
+        lines += ["", f"Target: <= {TARGET_RATIO}x. Check on the smallest input: "
+                  f"{results['engines'][0]['check']}", ""]  # fmt: skip
+    if results.get("edge"):
+        e = results["edge"]
+        lines += [
+            "## Edge hit vs static nginx (loopback)",
+            "",
+            f"{e['object_bytes']} B object, {e['clients']} keep-alive clients, {e['seconds']} s.",
+            "",
+            "| target | req/s | p50 ms | p99 ms | errors |",
+            "|---|---|---|---|---|",
+            *(
+                f"| {name} | {e[name]['rps']} | {e[name]['p50_ms']} | {e[name]['p99_ms']} | "
+                f"{e[name]['errors']} |"
+                for name in ("edge_hit", "static_nginx")
+            ),
+            "",
+        ]
+    if results.get("warming"):
+        lines += [
+            "## Warming: share of the LRU -> Belady gap closed (byte hit ratio)",
+            "",
+            "| scenario | edge | hour | cache MiB | LRU | warmed | Belady | gap share |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in results["warming"]:
+            share = "-" if r["gap_share"] is None else f"{r['gap_share']:.3f}"
+            lines.append(
+                f"| {r['scenario']} | {r['edge']} | {r['hour'][:13]} | {r['cache_bytes'] >> 20} "
+                f"| {r['lru']['byte_hit_ratio']:.3f} | {r['warmed']['byte_hit_ratio']:.3f} | "
+                f"{r['belady']['byte_hit_ratio']:.3f} | {share} |"
+            )
+        lines.append("")
+    (RESULTS / "cdn.md").write_text("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="1,3", help="millions of rows (default 1,3)")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--skip-engines", action="store_true")
+    parser.add_argument("--skip-edge", action="store_true")
+    parser.add_argument("--skip-warming", action="store_true")
+    args = parser.parse_args()
+    settings = get_settings()
+    DATA.mkdir(parents=True, exist_ok=True)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    results: dict[str, Any] = {
+        "machine": f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}",
+        "at": datetime.now(UTC).isoformat(),
+    }
+    if not args.skip_warming:
+        results["warming"] = bench_warming(settings, sizes[0])
+        write(results)
+    if not args.skip_edge:
+        results["edge"] = bench_edge(settings, args.clients, args.seconds)
+        write(results)
+    if not args.skip_engines:
+        results["engines"] = bench_engines(settings, sizes)
+    write(results)
+
+
+if __name__ == "__main__":
+    main()
