@@ -161,6 +161,10 @@ def candidate_frame(
         vals = s[r, c]
         frame[f"{name}_score"] = np.where(np.isfinite(vals), vals, np.nan)
         frame[f"{name}_rank"] = _ranks(s)[r, c]
+        best = np.nanmax(np.where(np.isfinite(s), s, np.nan), axis=1)
+        frame[f"{name}_rel"] = frame[f"{name}_score"] - best[r]
+    plain = sources.ease.scores(batch)[r, c]
+    frame["ease_plain_score"] = np.where(plain > -1e8, plain, np.nan)
     times = batch.reference_time
     long = sources.trending.scores(batch, sources.trending.params.half_life_days * 4)
     short = sources.trending.scores(batch, max(sources.trending.params.half_life_days / 4, 1.0))

@@ -67,7 +67,7 @@ class PipelineConfig:
     ease_lambda_grid: tuple[float, ...] = (50.0, 100.0, 200.0, 500.0, 1000.0)
     ease_half_life_grid: tuple[float, ...] = (5.0, 20.0, 1e9)
     cowatch_grid: tuple[tuple[float, float], ...] = ((0.5, 3.0), (0.8, 3.0), (0.8, 10.0))
-    ranker_folds: int = 3
+    ranker_folds: int = 5
     min_ranker_users: int = 50
     min_group_gain: float = 0.0  # a group must add more than this NDCG@10 to stay
     seed: int = 42
@@ -305,10 +305,15 @@ class Recommender:
             if base - without <= cfg.min_group_gain:
                 dropped.append(group)  # the group did not help
         groups = [g for g in all_groups if g not in dropped]
+        final = base
         if dropped:
-            final, models = cross_validate(groups)
-        else:
-            final = base
+            reduced, reduced_models = cross_validate(groups)
+            if reduced >= base:
+                final, models = reduced, reduced_models
+            else:
+                # each group alone looked useless, together they help: keep them all
+                report.ablation["without all of " + ", ".join(dropped)] = reduced
+                groups, dropped = all_groups, []
         report.ablation["kept groups"] = final
         report.validation_ranker_ndcg = final
         report.groups_kept, report.groups_dropped = groups, dropped

@@ -11,7 +11,10 @@ natively: a feature whose column the data lacks is NaN (then constant) and does 
 Features come in groups so each group's contribution can be measured and a group that
 does not help dropped (``models.pipeline`` does this on the validation split):
 
-* ``sources``: each candidate source's score and its rank among all items;
+* ``sources``: each candidate source's score, its rank among all items and the score
+  relative to the viewer's best candidate from that source (trees split across viewers,
+  so a per-viewer scale helps), plus plain (order-free) EASE next to the recency-weighted
+  EASE source;
 * ``popularity``: share of attention in the viewer's region at the reference time, and
   its trend (short vs long half-life);
 * ``freshness``: the item's age at the reference time (``published_at`` or first seen);
@@ -51,7 +54,8 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
 
 
 def source_features(source_names: Sequence[str]) -> tuple[str, ...]:
-    return tuple(f"{s}_{kind}" for s in source_names for kind in ("score", "rank"))
+    per_source = tuple(f"{s}_{kind}" for s in source_names for kind in ("score", "rank", "rel"))
+    return (*per_source, "ease_plain_score")
 
 
 def feature_columns(groups: Sequence[str], source_names: Sequence[str]) -> list[str]:
