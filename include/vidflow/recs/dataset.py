@@ -132,10 +132,15 @@ def read_catalog_videos(settings: Settings) -> pd.DataFrame:
 
 
 def build_dataset(
-    settings: Settings, out_dir: Path, until: str | None = None, spark: Any = None
+    settings: Settings,
+    out_dir: Path,
+    since: str | None = None,
+    until: str | None = None,
+    spark: Any = None,
 ) -> DatasetSummary:
     """Read ``user_video_daily`` (and the device per viewer/video from silver
-    ``watch_events``) up to the UTC day ``until`` (inclusive; all when None) with Spark,
+    ``watch_events``) for the UTC days ``since`` .. ``until`` (inclusive; open when None)
+    with Spark,
     the videos from the catalog, and write the canonical frames as parquet."""
     from pyspark.sql import functions as F
 
@@ -144,6 +149,9 @@ def build_dataset(
     session = spark or get_spark("vidflow-recs-dataset", settings)
     uvd = session.read.format("delta").load(lake_path(settings, "analytics", "user_video_daily"))
     events = session.read.format("delta").load(lake_path(settings, "analytics", "watch_events"))
+    if since:
+        uvd = uvd.where(F.col("event_date") >= F.lit(since).cast("date"))
+        events = events.where(F.col("event_date") >= F.lit(since).cast("date"))
     if until:
         uvd = uvd.where(F.col("event_date") <= F.lit(until).cast("date"))
         events = events.where(F.col("event_date") <= F.lit(until).cast("date"))

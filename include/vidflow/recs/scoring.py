@@ -157,7 +157,7 @@ def score(
     summary: DatasetSummary,
     n: int = TOP_N,
     active_days: float = 30.0,
-    model_uri: str = f"models:/{MODEL_NAME}@{CHAMPION}",
+    model_name: str = MODEL_NAME,
     spark: Any = None,
 ) -> ScoringSummary:
     ensure_models_importable()
@@ -166,8 +166,9 @@ def score(
 
     mlflow.set_tracking_uri(settings.tracking_uri)
     client = MlflowClient(settings.tracking_uri)
-    version = str(client.get_model_version_by_alias(MODEL_NAME, CHAMPION).version)
-    loaded = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{version}")
+    # resolve the alias once, so the rows are stamped with the version actually loaded
+    version = str(client.get_model_version_by_alias(model_name, CHAMPION).version)
+    loaded = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
     recommender = loaded.unwrap_python_model().recommender
     interactions, _ = load_dataset(summary)
     users = active_viewers(interactions, active_days)

@@ -171,17 +171,21 @@ def _plots(
     return written
 
 
-def champion_ndcg_on(client: Any, champion: Any, split: Any) -> float:
+def champion_ndcg_on(champion: Any, split: Any) -> float:
     import mlflow.pyfunc
 
-    loaded = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/{champion.version}")
+    loaded = mlflow.pyfunc.load_model(f"models:/{champion.name}/{champion.version}")
     recommender = loaded.unwrap_python_model().recommender
     metrics, _ = holdout_metrics(recommender, split)
     return float(metrics["ndcg@10"])
 
 
 def train_and_log(
-    settings: Settings, summary: DatasetSummary, params: TrainParams, experiment: str = EXPERIMENT
+    settings: Settings,
+    summary: DatasetSummary,
+    params: TrainParams,
+    experiment: str = EXPERIMENT,
+    model_name: str = MODEL_NAME,
 ) -> TrainingResult:
     ensure_models_importable()
     import mlflow
@@ -216,7 +220,7 @@ def train_and_log(
     mlflow.set_tracking_uri(settings.tracking_uri)
     client = MlflowClient(settings.tracking_uri)
     mlflow.set_experiment(experiment)
-    champion = current_champion(client)
+    champion = current_champion(client, model_name)
     with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         mlflow.log_params(
@@ -246,17 +250,17 @@ def train_and_log(
             code_paths=[str(Path(__file__).resolve().parents[3] / "models")],
             input_example=example,
             signature=infer_signature(example, output, params={"k": 50}),
-            registered_model_name=MODEL_NAME,
+            registered_model_name=model_name,
         )
         run_id = run.info.run_id
     version = str(info.registered_model_version)
     ndcg = float(metrics["ndcg@10"])
-    champion_ndcg = None if champion is None else champion_ndcg_on(client, champion, split)
+    champion_ndcg = None if champion is None else champion_ndcg_on(champion, split)
     if champion_ndcg is not None:
         client.log_metric(run_id, "champion_ndcg_at_10", champion_ndcg)
     decision = decide_alias(ndcg, champion_ndcg, params.margin)
     previous = None if champion is None else str(champion.version)
-    apply_decision(client, version, run_id, decision, previous, ndcg)
+    apply_decision(client, version, run_id, decision, previous, ndcg, model_name)
     log.info("version %s -> %s: %s", version, decision.alias, decision.reason)
     return TrainingResult(
         run_id=run_id,
