@@ -116,16 +116,32 @@ def credited_watch_seconds(events: DataFrame) -> DataFrame:
     its session and video (``watch_seconds``; see the module docstring)."""
     events = events.select(*SILVER_COLUMNS)
     is_like = F.col("event_type") == "like"
-    # Likes get a window partition of their own, so they never sit between two reports.
-    player = Window.partitionBy("session_id", "video_id", is_like).orderBy("event_ts", "event_id")
-    previous_type = F.lag("event_type").over(player)
-    advance = F.col("position_seconds") - F.lag("position_seconds").over(player)
-    gap = (F.unix_micros("event_ts") - F.unix_micros(F.lag("event_ts").over(player))) / 1e6
-    was_playing = previous_type.isin(*PLAYING_EVENTS)
+    # The previous position report (likes are not reports: they are skipped over). One
+    # window partitioned by (session_id, video_id) only, a subset of the per-session
+    # grouping keys below, so Spark aggregates without shuffling the events a second time.
+    player = (
+        Window.partitionBy("session_id", "video_id")
+        .orderBy("event_ts", "event_id")
+        .rowsBetween(Window.unboundedPreceding, -1)
+    )
+
+    def previous(column: str) -> Column:
+        return F.last(F.when(~is_like, F.col(column)), ignorenulls=True).over(player)
+
+    # Each window value is computed once, as a column, then used by the conditions.
+    reports = events.select(
+        *SILVER_COLUMNS,
+        previous("event_type").alias("previous_type"),
+        previous("position_seconds").alias("previous_position"),
+        previous("event_ts").alias("previous_ts"),
+    )
+    advance = F.col("position_seconds") - F.col("previous_position")
+    gap = (F.unix_micros("event_ts") - F.unix_micros("previous_ts")) / 1e6
+    was_playing = F.col("previous_type").isin(*PLAYING_EVENTS)
     is_seek = F.col("event_type") == "seek"
     plausible_advance = (advance >= 0) & (advance <= gap + WATCH_SLACK_SECONDS)
     credited = was_playing & ~is_seek & ~is_like & plausible_advance
-    return events.withColumn(
+    return reports.withColumn(
         "watch_seconds", F.when(credited, advance).otherwise(F.lit(0.0))
     ).select(*SILVER_COLUMNS, "watch_seconds")
 
