@@ -114,14 +114,16 @@ def interactions_from_frames(
 
 
 def read_catalog_videos(settings: Settings) -> pd.DataFrame:
-    """The catalog's videos (id, title, tags) that viewers can watch."""
+    """The catalog's videos (id, title, tags) that viewers can watch (processed)."""
     from sqlalchemy import select
 
     from vidflow.catalog.db import session_scope
     from vidflow.catalog.models import Video
 
     with session_scope(settings) as session:
-        rows = session.execute(select(Video.video_id, Video.title, Video.tags)).all()
+        rows = session.execute(
+            select(Video.video_id, Video.title, Video.tags).where(Video.status == "processed")
+        ).all()
     return pd.DataFrame(
         {
             "video_id": [str(r[0]) for r in rows],
