@@ -109,3 +109,20 @@ def test_active_viewers_window() -> None:
     day = 86400.0
     frame = pd.DataFrame({"user_id": ["a", "b", "c"], "timestamp": [0.0, 9 * day, 10 * day]})
     assert list(active_viewers(frame, 2.0)) == ["b", "c"]
+
+
+def test_chunked_top_k_matches_a_full_sort() -> None:
+    import numpy as np
+
+    from vidflow.recs.topk import chunked_top_k
+
+    rng = np.random.default_rng(3)
+    scores = rng.standard_normal((64, 1000)).astype(np.float32)
+    scores[5, :] = 0.0  # all tied: lowest indexes first
+    expected = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+    assert (chunked_top_k(scores, 10) == expected).all()
+    assert chunked_top_k(scores, 10)[5].tolist() == list(range(10))
+    small = np.array([[0.1, 0.9, 0.5]], dtype=np.float32)
+    assert chunked_top_k(small, 2).tolist() == [[1, 2]]  # fewer chunks than k: fallback
+    with pytest.raises(ValueError, match="k must be"):
+        chunked_top_k(small, 4)
