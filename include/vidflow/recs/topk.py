@@ -28,7 +28,8 @@ def chunked_top_k(scores: FloatArray, k: int, chunk: int | None = None) -> IntAr
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         vals = np.take_along_axis(scores, part, axis=1)
         order = np.lexsort((part, -vals), axis=1)
-        return np.take_along_axis(part, order, axis=1).astype(np.int64)
+        best: IntArray = np.take_along_axis(part, order, axis=1).astype(np.int64)
+        return best
     maxima = scores[:, : n_chunks * chunk].reshape(rows, n_chunks, chunk).max(axis=2)
     bound = np.partition(maxima, n_chunks - k, axis=1)[:, n_chunks - k]
     r, c = np.nonzero(scores >= bound[:, None])
@@ -37,4 +38,5 @@ def chunked_top_k(scores: FloatArray, k: int, chunk: int | None = None) -> IntAr
     r, c = r[order], c[order]
     starts = np.searchsorted(r, np.arange(rows))
     take = (starts[:, None] + np.arange(k)[None, :]).ravel()
-    return c[take].reshape(rows, k).astype(np.int64)
+    out: IntArray = c[take].reshape(rows, k).astype(np.int64)
+    return out
