@@ -126,3 +126,16 @@ def test_chunked_top_k_matches_a_full_sort() -> None:
     assert chunked_top_k(small, 2).tolist() == [[1, 2]]  # fewer chunks than k: fallback
     with pytest.raises(ValueError, match="k must be"):
         chunked_top_k(small, 4)
+
+
+def test_chunked_top_k_with_columns_outside_whole_chunks() -> None:
+    import numpy as np
+
+    from vidflow.recs.topk import chunked_top_k
+
+    rng = np.random.default_rng(4)
+    scores = rng.standard_normal((16, 1003)).astype(np.float32)
+    scores[:, 1002] = 100.0  # the best score of every row sits in the ragged tail
+    expected = np.argsort(-scores, axis=1, kind="stable")[:, :7]
+    got = chunked_top_k(scores, 7, chunk=10)
+    assert (got == expected).all() and (got[:, 0] == 1002).all()
