@@ -29,7 +29,7 @@ from vidflow.recs.registry import CHALLENGER, CHAMPION, champion_history
 from vidflow.spark import lake_path
 from vidflow.traffic.cli import main as traffic
 
-DAYS, VIEWERS, VIDEOS = 3, 150, 60
+DAYS, VIEWERS, VIDEOS = 2, 120, 60
 
 
 @pytest.fixture

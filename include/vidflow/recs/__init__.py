@@ -15,3 +15,6 @@ def ensure_models_importable() -> None:
         raise RuntimeError(f"models/ not found under {REPO_ROOT}")
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
+
+
+ensure_models_importable()
