@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 from vidflow.cdn.bronze import REQUESTS_TABLE
 from vidflow.cdn.payloads import CdnWindow
 from vidflow.cdn.popularity import ObjectStats
+from vidflow.cdn.prefetch import PREFETCH_USER_AGENT
 from vidflow.cdn.warm import WarmPlan, plan_warm
 from vidflow.config import Settings, get_settings
 from vidflow.spark import get_spark, lake_path
@@ -135,6 +136,10 @@ def _scope(window: CdnWindow, condition: str) -> str:
 def run(spark: SparkSession, settings: Settings, window: CdnWindow) -> list[WarmPlan]:
     path = lake_path(settings, "cdn", REQUESTS_TABLE)
     requests = spark.read.format("delta").load(path)
+    # Pushes are not demand (see vidflow.cdn.prefetch).
+    requests = requests.where(
+        ~F.coalesce(F.col("user_agent"), F.lit("")).startswith(PREFETCH_USER_AGENT)
+    )
     if window.region:
         requests = requests.where(F.col("region") == window.region)
     hour = requests.where(_between("request_ts", window.start, window.end))

@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 from vidflow.cdn.bronze import REQUESTS_TABLE
 from vidflow.cdn.payloads import CdnWindow
 from vidflow.cdn.popularity import Request, object_scores
+from vidflow.cdn.prefetch import PREFETCH_USER_AGENT
 from vidflow.cdn.replay import EdgeReplay, _size, replay_edge
 from vidflow.cdn.warm import PlannedObject, WarmPlan, plan_warm
 from vidflow.config import Settings, get_settings
@@ -47,6 +48,7 @@ def edge_requests(spark: SparkSession, settings: Settings, window: CdnWindow) ->
             & F.col("sc_status").isin(200, 206)
             & (F.col("result_type") != "Error")
             & F.col("region").isin(*window.regions)
+            & ~F.coalesce(F.col("user_agent"), F.lit("")).startswith(PREFETCH_USER_AGENT)
         )
         .select(
             F.unix_timestamp("request_ts").alias("ts"),

@@ -16,6 +16,10 @@ import httpx
 from vidflow.cdn.payloads import PushResult
 from vidflow.cdn.warm import WarmPlan
 
+#: The User-Agent of a push: its log lines are edge traffic (kept in cdn_requests) but
+#: not demand, so popularity, the hourly aggregates and the replay leave them out.
+PREFETCH_USER_AGENT = "vidflow-prefetch/1"
+
 
 def push_plan(
     plan: WarmPlan, edge_url: str, *, concurrency: int = 4, timeout: float = 30.0
@@ -24,7 +28,7 @@ def push_plan(
     order = plan.push_order()
     base = edge_url.rstrip("/")
 
-    with httpx.Client(timeout=timeout) as client:
+    with httpx.Client(timeout=timeout, headers={"User-Agent": PREFETCH_USER_AGENT}) as client:
 
         def push(key: str) -> PushResult:
             try:
