@@ -21,7 +21,6 @@ Exit status 3 when the gate fails (``--gate report``: only in the summary).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,7 +30,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from vidflow.analytics.payloads import GateOutcome
+from vidflow.analytics.payloads import GateOutcome, finish_gated_job
 from vidflow.analytics.quality import validate_batch
 from vidflow.analytics.silver import object_key
 from vidflow.cdn.bronze import (
@@ -51,7 +50,6 @@ from vidflow.config import Settings, get_settings
 from vidflow.spark import get_spark, lake_path
 from vidflow.storage import s3_client
 
-GATE_FAILED_EXIT = 3
 T = TypeVar("T")
 
 
@@ -185,15 +183,14 @@ def main(argv: list[str] | None = None) -> int:
     window = CdnWindow.read(args.window)
     spark = get_spark("cdn_bronze", settings)
     summary = run(spark, settings, window, data_docs_dir=settings.state_dir / "gx" / "cdn_docs")
-    args.summary.parent.mkdir(parents=True, exist_ok=True)
-    args.summary.write_text(json.dumps(summary.to_xcom(), indent=2))
-    print(f"cdn_bronze: {json.dumps(summary.to_xcom())}")
-    print(summary.gate.message(window.label))
-    if summary.gate.data_docs:
-        print(f"data docs: file://{summary.gate.data_docs}")
-    if not summary.gate.passed and args.gate == "fail":
-        return GATE_FAILED_EXIT
-    return 0
+    return finish_gated_job(
+        "cdn_bronze",
+        summary.to_xcom(),
+        summary.gate,
+        window_label=window.label,
+        summary_path=args.summary,
+        fail_on_gate=args.gate == "fail",
+    )
 
 
 if __name__ == "__main__":

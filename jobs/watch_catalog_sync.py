@@ -14,21 +14,18 @@ writes the same numbers.
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections.abc import Sequence
 from datetime import date
-from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from vidflow.analytics.catalog_sync import SyncSummary, sync_catalog, video_totals, watch_totals
-from vidflow.analytics.gold import parse_dates, user_video_totals
+from vidflow.analytics.gold import user_video_totals
 from vidflow.analytics.gold import video_totals as gold_video_totals
+from vidflow.analytics.payloads import DailyJobArgs
 from vidflow.catalog.db import get_engine
 from vidflow.config import Settings, get_settings
-from vidflow.regions import region as known_region
 from vidflow.spark import get_spark, lake_path
 
 
@@ -64,34 +61,14 @@ def run(
     )
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dates", required=True, help="YYYY-MM-DD[,YYYY-MM-DD...]")
-    parser.add_argument("--region", default=None, help="one region; empty or absent: all")
-    parser.add_argument("--lake", default=None, help="lake root; default: VIDFLOW_LAKE_URI")
-    parser.add_argument("--summary", type=Path, default=None, help="write the summary here")
-    args = parser.parse_args(argv)
-    args.region = args.region or None
-    try:
-        args.dates = parse_dates(args.dates)
-        if args.region:
-            known_region(args.region)
-    except ValueError as exc:
-        parser.error(str(exc))
-    return args
-
-
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+    args = DailyJobArgs.parse(argv, __doc__)
     settings = get_settings()
     if args.lake:
         settings = settings.model_copy(update={"lake_uri": args.lake})
     spark = get_spark("watch_catalog_sync", settings)
     summary = run(spark, settings, args.dates, args.region)
-    text = json.dumps(summary.to_xcom(), sort_keys=True)
-    if args.summary:
-        args.summary.write_text(text)
-    print(f"watch_catalog_sync: {text}")
+    args.report("watch_catalog_sync", summary.to_xcom())
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ exits 0: the DAG's ``gate`` task fails the run with the message instead of retry
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
@@ -36,7 +35,12 @@ from pyspark.sql import functions as F
 from sqlalchemy import text
 
 from vidflow.analytics import QUARANTINE_TABLE, SILVER_TABLE
-from vidflow.analytics.payloads import AnalyticsWindow, GateOutcome, SilverSummary
+from vidflow.analytics.payloads import (
+    AnalyticsWindow,
+    GateOutcome,
+    SilverSummary,
+    finish_gated_job,
+)
 from vidflow.analytics.quality import UUID_PATTERN, event_rules, validate_batch
 from vidflow.analytics.silver import (
     PARTITION_COLUMNS,
@@ -58,7 +62,6 @@ from vidflow.regions import region as known_region
 from vidflow.spark import get_spark, lake_path
 from vidflow.storage import s3_client
 
-GATE_FAILED_EXIT = 3
 T = TypeVar("T")
 
 
@@ -335,16 +338,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     spark = get_spark("watch_events_silver", settings)
     summary = run(spark, settings, window, data_docs_dir=settings.state_dir / "gx" / "data_docs")
-    if args.summary is not None:
-        args.summary.parent.mkdir(parents=True, exist_ok=True)
-        args.summary.write_text(json.dumps(summary.to_xcom(), indent=2))
-    print(f"watch_events_silver: {json.dumps(summary.to_xcom())}")
-    print(summary.gate.message(window.label))
-    if summary.gate.data_docs:
-        print(f"data docs: file://{summary.gate.data_docs}")
-    if not summary.gate.passed and args.gate == "fail":
-        return GATE_FAILED_EXIT
-    return 0
+    return finish_gated_job(
+        "watch_events_silver",
+        summary.to_xcom(),
+        summary.gate,
+        window_label=window.label,
+        summary_path=args.summary,
+        fail_on_gate=args.gate == "fail",
+    )
 
 
 if __name__ == "__main__":

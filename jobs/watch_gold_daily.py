@@ -13,12 +13,9 @@ lost all its events is emptied.
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -29,14 +26,13 @@ from vidflow.analytics.gold import (
     GoldSummary,
     context_dates,
     credited_watch_seconds,
-    parse_dates,
     replace_where,
     session_video_daily,
     user_video_daily,
     video_daily_stats,
 )
+from vidflow.analytics.payloads import DailyJobArgs
 from vidflow.config import Settings, get_settings
-from vidflow.regions import region as known_region
 from vidflow.spark import get_spark, lake_path
 
 
@@ -102,34 +98,14 @@ def run(
     )
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dates", required=True, help="YYYY-MM-DD[,YYYY-MM-DD...]")
-    parser.add_argument("--region", default=None, help="one region; empty or absent: all")
-    parser.add_argument("--lake", default=None, help="lake root; default: VIDFLOW_LAKE_URI")
-    parser.add_argument("--summary", type=Path, default=None, help="write the summary here")
-    args = parser.parse_args(argv)
-    args.region = args.region or None
-    try:
-        args.dates = parse_dates(args.dates)
-        if args.region:
-            known_region(args.region)
-    except ValueError as exc:
-        parser.error(str(exc))
-    return args
-
-
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+    args = DailyJobArgs.parse(argv, __doc__)
     settings = get_settings()
     if args.lake:
         settings = settings.model_copy(update={"lake_uri": args.lake})
     spark = get_spark("watch_gold_daily", settings)
     summary = run(spark, settings, args.dates, args.region)
-    text = json.dumps(summary.to_xcom(), sort_keys=True)
-    if args.summary:
-        args.summary.write_text(text)
-    print(f"watch_gold_daily: {text}")
+    args.report("watch_gold_daily", summary.to_xcom())
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from vidflow.analytics.gold import (
     GoldSummary,
     context_dates,
     credited_watch_seconds,
-    parse_dates,
     replace_where,
     session_video_daily,
     user_video_daily,
@@ -24,6 +23,7 @@ from vidflow.analytics.gold import (
     video_daily_stats,
     video_totals,
 )
+from vidflow.analytics.payloads import parse_dates
 
 DAY = date(2026, 11, 24)
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

@@ -284,21 +284,6 @@ def context_dates(dates: Iterable[date]) -> list[date]:
     return sorted(days | {d - timedelta(days=1) for d in days})
 
 
-def parse_dates(value: str) -> list[date]:
-    """``YYYY-MM-DD[,YYYY-MM-DD...]`` -> sorted distinct dates; ValueError says which."""
-    days = []
-    for part in (p.strip() for p in value.split(",")):
-        if not part:
-            continue
-        try:
-            days.append(date.fromisoformat(part))
-        except ValueError:
-            raise ValueError(f"--dates: {part!r} is not a YYYY-MM-DD date") from None
-    if not days:
-        raise ValueError("--dates: no date given")
-    return sorted(set(days))
-
-
 @dataclass(frozen=True)
 class GoldSummary:
     """What one gold run wrote (the job prints it as JSON, and writes it to --summary)."""

@@ -13,8 +13,10 @@ earlier day that events received during that day touched.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
 from vidflow.events import hours_between
@@ -276,3 +278,80 @@ def plan_daily(window: AnalyticsWindow, summary: SilverSummary) -> DailyPlan | N
         return None
     dates = sorted(set(window.days) | set(summary.days_touched))
     return DailyPlan(dates=tuple(dates), region=window.region) if dates else None
+
+
+#: Exit status of a gated job run by hand (``--gate fail``) whose batch failed the gate.
+GATE_FAILED_EXIT: Final = 3
+
+
+def finish_gated_job(
+    job: str,
+    summary: dict[str, Any],
+    gate: GateOutcome,
+    *,
+    window_label: str,
+    summary_path: Path | None,
+    fail_on_gate: bool,
+) -> int:
+    """The end of a job behind a data-quality gate (silver, CDN bronze): write the summary
+    for the next task, print it, the gate's verdict and the Data Docs page; the exit
+    status is :data:`GATE_FAILED_EXIT` when the gate failed and the job should fail."""
+    if summary_path is not None:
+        summary_path.parent.mkdir(parents=True, exist_ok=True)
+        summary_path.write_text(json.dumps(summary, indent=2))
+    print(f"{job}: {json.dumps(summary)}")
+    print(gate.message(window_label))
+    if gate.data_docs:
+        print(f"data docs: file://{gate.data_docs}")
+    return GATE_FAILED_EXIT if fail_on_gate and not gate.passed else 0
+
+
+def parse_dates(value: str) -> list[date]:
+    """``YYYY-MM-DD[,YYYY-MM-DD...]`` -> sorted distinct dates; ValueError says which."""
+    days = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        try:
+            days.append(date.fromisoformat(part))
+        except ValueError:
+            raise ValueError(f"--dates: {part!r} is not a YYYY-MM-DD date") from None
+    if not days:
+        raise ValueError("--dates: no date given")
+    return sorted(set(days))
+
+
+@dataclass(frozen=True)
+class DailyJobArgs:
+    """The command line of the daily jobs (gold, catalog sync): ``--dates D1[,D2...]
+    [--region R] [--lake URI] [--summary PATH]``; an empty ``--region=`` means all."""
+
+    dates: tuple[date, ...]
+    region: str | None
+    lake: str | None
+    summary: Path | None
+
+    @classmethod
+    def parse(cls, argv: list[str] | None, description: str | None) -> DailyJobArgs:
+        import argparse
+
+        parser = argparse.ArgumentParser(description=description)
+        parser.add_argument("--dates", required=True, help="YYYY-MM-DD[,YYYY-MM-DD...]")
+        parser.add_argument("--region", default=None, help="one region; empty or absent: all")
+        parser.add_argument("--lake", default=None, help="lake root; default: VIDFLOW_LAKE_URI")
+        parser.add_argument("--summary", type=Path, default=None, help="write the summary here")
+        args = parser.parse_args(argv)
+        try:
+            dates = parse_dates(args.dates)
+            if args.region:
+                known_region(args.region)
+        except ValueError as exc:
+            parser.error(str(exc))
+        return cls(tuple(dates), args.region or None, args.lake, args.summary)
+
+    def report(self, job: str, summary: dict[str, Any]) -> None:
+        """Print the job's summary, and write it where ``--summary`` says."""
+        text = json.dumps(summary, sort_keys=True)
+        if self.summary is not None:
+            self.summary.write_text(text)
+        print(f"{job}: {text}")
