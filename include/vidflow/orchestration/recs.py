@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset
 
 from vidflow.config import Settings
-from vidflow.recs.training import TrainingResult
 
-CHAMPION_ASSET = Asset(name="recs_champion", uri="vidflow://recs/champion")
+if TYPE_CHECKING:
+    # Heavy (pandas, boto3 through the training code): never at DAG parse time.
+    from vidflow.recs.training import TrainingResult
+
+# Named only: a URI with a scheme makes Airflow load every provider's URI handlers
+# (boto3 among them) when a DAG file that schedules on it is parsed.
+CHAMPION_ASSET = Asset(name="recs_champion")
 
 
 def run_dir(settings: Settings, dag_id: str, run_id: str) -> Path:
