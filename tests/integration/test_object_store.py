@@ -87,3 +87,25 @@ def test_sqs_send_and_receive(stack: Settings, queue: str) -> None:
 def test_processing_queue_exists(stack: Settings) -> None:
     url = sqs_client(stack).get_queue_url(QueueName=stack.processing_queue)["QueueUrl"]
     assert url.endswith(f"/{stack.processing_queue}")
+
+
+def test_packaged_media_is_publicly_readable_and_originals_are_not(
+    stack: Settings, unique: str
+) -> None:
+    """`make up` opens media/* of the media bucket to unsigned GETs (the CDN's origin),
+    before any video is published; nothing else is readable without credentials."""
+    import httpx
+
+    s3 = s3_client(stack)
+    media_key, original_key = f"media/tests/{unique}/seg.m4s", f"tests/{unique}/source"
+    s3.put_object(Bucket=stack.bucket_media, Key=media_key, Body=b"segment")
+    s3.put_object(Bucket=stack.bucket_originals, Key=original_key, Body=b"original")
+    try:
+        base = stack.endpoint_url
+        media = httpx.get(f"{base}/{stack.bucket_media}/{media_key}", timeout=10)
+        assert media.status_code == 200 and media.content == b"segment"
+        original = httpx.get(f"{base}/{stack.bucket_originals}/{original_key}", timeout=10)
+        assert original.status_code == 403
+    finally:
+        s3.delete_object(Bucket=stack.bucket_media, Key=media_key)
+        s3.delete_object(Bucket=stack.bucket_originals, Key=original_key)

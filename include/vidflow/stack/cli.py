@@ -192,6 +192,7 @@ def _airflow_client(settings: Settings) -> AirflowClient:
 
 def _bootstrap_after_storage(settings: Settings, env: dict[str, str]) -> None:
     from vidflow.catalog.db import upgrade
+    from vidflow.processing.objects import ensure_public_read
     from vidflow.storage import ensure_buckets, ensure_queue
 
     _create_databases(settings)
@@ -201,6 +202,9 @@ def _bootstrap_after_storage(settings: Settings, env: dict[str, str]) -> None:
     if created:
         _say(f"created buckets: {', '.join(created)}")
     ensure_queue(settings)
+    # The media bucket is the CDN's origin from the start, not from the first publish:
+    # the edges and shield fetch without signatures.
+    ensure_public_read(settings)
     home = airflow_home(settings)
     (home / "plugins").mkdir(parents=True, exist_ok=True)
     passwords = home / "passwords.json"
