@@ -47,22 +47,19 @@ from vidflow.cdn.bronze import (
 from vidflow.cdn.logformat import distribution_name, hour_prefix
 from vidflow.cdn.payloads import BronzeSummary, CdnWindow
 from vidflow.config import Settings, get_settings
-from vidflow.spark import get_spark, lake_path
-from vidflow.storage import s3_client
+from vidflow.spark import ensure_delta_table, get_spark, lake_path
+from vidflow.storage import list_keys
 
 T = TypeVar("T")
 
 
 def log_object_keys(settings: Settings, window: CdnWindow) -> list[str]:
-    client = s3_client(settings)
-    paginator = client.get_paginator("list_objects_v2")
-    keys = []
-    for region in window.regions:
-        for hour in window.file_hours:
-            prefix = hour_prefix(settings.cdn_log_prefix, distribution_name(region), hour)
-            for page in paginator.paginate(Bucket=settings.bucket_cdn_logs, Prefix=prefix):
-                keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".gz")]
-    return sorted(keys)
+    prefixes = [
+        hour_prefix(settings.cdn_log_prefix, distribution_name(region), hour)
+        for region in window.regions
+        for hour in window.file_hours
+    ]
+    return list_keys(settings, settings.bucket_cdn_logs, prefixes, ".gz")
 
 
 def read_lines(spark: SparkSession, settings: Settings, keys: Sequence[str]) -> DataFrame:
@@ -75,16 +72,6 @@ def read_lines(spark: SparkSession, settings: Settings, keys: Sequence[str]) -> 
             object_key(F.col("_metadata.file_path")).alias("source_key"),
         )
         .where(~F.col("raw_line").startswith("#") & (F.trim("raw_line") != ""))
-    )
-
-
-def ensure_table(spark: SparkSession, path: str, schema: str) -> DeltaTable:
-    return (
-        DeltaTable.createIfNotExists(spark)
-        .location(path)
-        .addColumns(spark.createDataFrame([], schema).schema)
-        .partitionedBy(*PARTITION_COLUMNS)
-        .execute()
     )
 
 
@@ -143,7 +130,7 @@ def run(
     quarantine = quarantined_lines(checked)
     reasons = {r["reason"]: int(r["count"]) for r in quarantine.groupBy("reason").count().collect()}
     quarantine_path = lake_path(settings, "cdn", QUARANTINE_TABLE)
-    ensure_table(spark, quarantine_path, QUARANTINE_SCHEMA)
+    ensure_delta_table(spark, quarantine_path, QUARANTINE_SCHEMA, PARTITION_COLUMNS)
     timed(
         "quarantine",
         lambda: (
@@ -156,7 +143,8 @@ def run(
     )
     rows = accepted_requests(checked).persist()
     accepted = rows.count()
-    table = ensure_table(spark, lake_path(settings, "cdn", REQUESTS_TABLE), REQUESTS_SCHEMA)
+    requests_path = lake_path(settings, "cdn", REQUESTS_TABLE)
+    table = ensure_delta_table(spark, requests_path, REQUESTS_SCHEMA, PARTITION_COLUMNS)
     if gate.passed:
         dates = [str(r.request_date) for r in rows.select("request_date").distinct().collect()]
         timed("merge", lambda: merge_requests(table, rows, sorted(dates)))

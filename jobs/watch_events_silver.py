@@ -59,8 +59,8 @@ from vidflow.catalog.db import get_engine
 from vidflow.config import Settings, get_settings
 from vidflow.events import hour_prefix
 from vidflow.regions import region as known_region
-from vidflow.spark import get_spark, lake_path
-from vidflow.storage import s3_client
+from vidflow.spark import ensure_delta_table, get_spark, lake_path
+from vidflow.storage import list_keys
 
 T = TypeVar("T")
 
@@ -68,13 +68,8 @@ T = TypeVar("T")
 # --- extract ---------------------------------------------------------------------------------
 def event_object_keys(settings: Settings, hours: Sequence[datetime]) -> list[str]:
     """Keys of the event objects received in ``hours``."""
-    client = s3_client(settings)
-    paginator = client.get_paginator("list_objects_v2")
-    keys = []
-    for hour in hours:
-        for page in paginator.paginate(Bucket=settings.bucket_events, Prefix=hour_prefix(hour)):
-            keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(".ndjson")]
-    return sorted(keys)
+    prefixes = [hour_prefix(hour) for hour in hours]
+    return list_keys(settings, settings.bucket_events, prefixes, ".ndjson")
 
 
 def read_lines(spark: SparkSession, settings: Settings, keys: Sequence[str]) -> DataFrame:
@@ -112,17 +107,6 @@ def known_videos(spark: SparkSession, settings: Settings, parsed: DataFrame) -> 
 
 
 # --- load ------------------------------------------------------------------------------------
-def ensure_table(spark: SparkSession, path: str, schema: str) -> DeltaTable:
-    columns = spark.createDataFrame([], schema).schema
-    return (
-        DeltaTable.createIfNotExists(spark)
-        .location(path)
-        .addColumns(columns)
-        .partitionedBy(*PARTITION_COLUMNS)
-        .execute()
-    )
-
-
 def _date_list(dates: Sequence[date]) -> str:
     return ", ".join(f"DATE'{d.isoformat()}'" for d in sorted(dates))
 
@@ -250,7 +234,7 @@ def run(
 
     quarantine = quarantined_lines(checked)
     reasons = {r["reason"]: int(r["count"]) for r in quarantine.groupBy("reason").count().collect()}
-    ensure_table(spark, quarantine_path, QUARANTINE_SCHEMA)
+    ensure_delta_table(spark, quarantine_path, QUARANTINE_SCHEMA, PARTITION_COLUMNS)
     timed("quarantine", lambda: replace_quarantine(quarantine_path, quarantine, window))
 
     accepted = accepted_events(checked)
@@ -259,7 +243,7 @@ def run(
     event_dates = tuple(
         sorted(r.event_date for r in events.select("event_date").distinct().collect())
     )
-    table = ensure_table(spark, silver_path, SILVER_SCHEMA)
+    table = ensure_delta_table(spark, silver_path, SILVER_SCHEMA, PARTITION_COLUMNS)
     if gate.passed:
         timed("silver", lambda: merge_silver(table, events, event_dates))
     touched = ()

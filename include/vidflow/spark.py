@@ -14,6 +14,9 @@ from urllib.parse import urlparse
 from vidflow.config import Settings, get_settings
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from delta.tables import DeltaTable
     from pyspark.sql import SparkSession
 
 DELTA_CONF = {
@@ -97,6 +100,23 @@ def get_spark(app_name: str, settings: Settings | None = None) -> SparkSession:
 def lake_path(settings: Settings, *parts: str) -> str:
     """Location of a table under the lake root (local directory or s3a://)."""
     return "/".join([settings.lake_uri.rstrip("/"), *parts])
+
+
+def ensure_delta_table(
+    spark: SparkSession, path: str, schema: str, partition_columns: Sequence[str]
+) -> DeltaTable:
+    """The Delta table at ``path``, created empty with ``schema`` (a DDL string) and
+    partitioned by ``partition_columns`` if it does not exist yet, so a first MERGE or
+    replaceWhere has a table to work on."""
+    from delta.tables import DeltaTable
+
+    return (
+        DeltaTable.createIfNotExists(spark)
+        .location(path)
+        .addColumns(spark.createDataFrame([], schema).schema)
+        .partitionedBy(*partition_columns)
+        .execute()
+    )
 
 
 def submit_command(

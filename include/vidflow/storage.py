@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +102,18 @@ def ensure_queue(settings: Settings | None = None) -> str:
 def queue_url(settings: Settings | None = None) -> str:
     settings = settings or get_settings()
     return sqs_client(settings).get_queue_url(QueueName=settings.processing_queue)["QueueUrl"]
+
+
+def list_keys(
+    settings: Settings, bucket: str, prefixes: Iterable[str], suffix: str = ""
+) -> list[str]:
+    """Sorted keys under any of ``prefixes`` that end with ``suffix`` (every page)."""
+    paginator = s3_client(settings).get_paginator("list_objects_v2")
+    keys = []
+    for prefix in prefixes:
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith(suffix)]
+    return sorted(keys)
 
 
 def original_key(video_id: uuid.UUID) -> str:
