@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 
 import psutil
@@ -37,8 +38,22 @@ def test_nothing_listens_beyond_loopback(stack: Settings) -> None:
         if c.status == psutil.CONN_LISTEN and c.pid in pids
     ]
     assert listening, "expected the stack's services to listen somewhere"
-    exposed = [entry for entry in listening if entry[1] not in ("127.0.0.1", "::1")]
+    exposed = [entry for entry in listening if not _is_loopback(entry[1])]
     assert exposed == []
+
+
+def _is_loopback(ip: str) -> bool:
+    """Loopback, including the IPv4-mapped form a JVM reports for 127.0.0.1 (::ffff:127.0.0.1)."""
+    address = ipaddress.ip_address(ip.split("%", 1)[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def test_loopback_check_rejects_wildcard_and_public_addresses() -> None:
+    assert _is_loopback("127.0.0.1") and _is_loopback("::1") and _is_loopback("::ffff:127.0.0.1")
+    for exposed in ("0.0.0.0", "::", "::ffff:10.0.0.5", "192.168.1.2", "fe80::1%eth0"):
+        assert not _is_loopback(exposed), exposed
 
 
 def test_postgres_does_not_run_as_root(stack: Settings) -> None:
