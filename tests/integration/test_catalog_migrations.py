@@ -30,6 +30,10 @@ TABLES = {
     "watch_history",
     "recommendations",
     "outbox",
+    "related_videos",
+    "trending_videos",
+    "session_activity",
+    "auth_attempts",
 }
 
 

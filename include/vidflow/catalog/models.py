@@ -55,6 +55,8 @@ PARTITIONED_TABLES: Final[dict[str, str]] = {
     "renditions": "video_id",
     "watch_history": "user_id",
     "recommendations": "user_id",
+    "related_videos": "video_id",
+    "session_activity": "user_id",
 }
 
 NAMING = {
@@ -247,6 +249,62 @@ class Recommendation(Base):
     source: Mapped[str] = mapped_column(String(32), nullable=False)
     model_version: Mapped[str] = mapped_column(String(64), nullable=False)
     generated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class RelatedVideo(Base):
+    """Precomputed "more like this" list of one video, stamped with the model version."""
+
+    __tablename__ = "related_videos"
+    __table_args__ = _hash_partitioned("video_id")
+
+    video_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    related_video_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    score: Mapped[float] = mapped_column(Float, nullable=False)
+    source: Mapped[str] = mapped_column(String(32), nullable=False)
+    model_version: Mapped[str] = mapped_column(String(64), nullable=False)
+    generated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class TrendingVideo(Base):
+    """Regional trending list (region ``global`` spans every region)."""
+
+    __tablename__ = "trending_videos"
+
+    region: Mapped[str] = mapped_column(String(16), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    video_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    score: Mapped[float] = mapped_column(Float, nullable=False)
+    model_version: Mapped[str] = mapped_column(String(64), nullable=False)
+    generated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class SessionActivity(Base):
+    """What a viewer touched in the last minutes: one row per (viewer, video), upserted on
+    every accepted event and shared by every viewer-API process."""
+
+    __tablename__ = "session_activity"
+    __table_args__ = _hash_partitioned("user_id")
+
+    user_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    video_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    first_event_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    last_event_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, index=True
+    )
+    events: Mapped[int] = mapped_column(Integer, nullable=False, server_default="1")
+    watched_seconds: Mapped[float] = mapped_column(Float, nullable=False, server_default="0")
+
+
+class AuthAttempt(Base):
+    """Failed sign-in counter of one key (``account:<name>`` or ``client:<address>``)."""
+
+    __tablename__ = "auth_attempts"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class OutboxMessage(Base):
