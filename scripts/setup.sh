@@ -18,6 +18,8 @@ command -v java    >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn     >/dev/null || need+=(maven)
 command -v initdb  >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v runuser >/dev/null || need+=(util-linux)
+command -v chromium >/dev/null || need+=(chromium)   # the web app's browser tests (Playwright)
+command -v npm     >/dev/null || need+=(npm)        # the web app's vendored players
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   say "installing system packages: ${need[*]}"
