@@ -174,6 +174,10 @@ def _location(
             "add_header X-Cache-Shield $vidflow_shield_cache always;",
             # CloudFront sends its request id as X-Amz-Cf-Id; it is x-edge-request-id.
             "add_header X-Amz-Cf-Id $request_id always;",
+            # Browser players (hls.js in the web app) fetch across origins. The cache key
+            # ignores Origin, so the edge answers every viewer alike, never the origin's
+            # per-request CORS headers (hidden below).
+            'add_header Access-Control-Allow-Origin "*" always;',
         ]
     return [
         f"location ~* {pattern} {{",
@@ -265,6 +269,9 @@ def render_conf(settings: Settings, tier: Tier) -> str:
         "        proxy_hide_header x-amz-content-sha256;",
         "        proxy_hide_header x-amz-sdk-checksum-algorithm;",
         "        proxy_hide_header x-amz-checksum-crc32;",
+        "        proxy_hide_header Access-Control-Allow-Origin;",
+        "        proxy_hide_header Access-Control-Allow-Credentials;",
+        "        proxy_hide_header Access-Control-Expose-Headers;",
         "        proxy_connect_timeout 2s;",
         "        proxy_read_timeout 15s;",
         "        proxy_send_timeout 15s;",
