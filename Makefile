@@ -6,7 +6,7 @@ PY    := $(VENV)/bin/python
 STACK := $(PY) -m vidflow.stack
 UV    := $(shell command -v uv 2>/dev/null || echo $$HOME/.local/bin/uv)
 
-.PHONY: help setup up down status demo urls test lint typecheck unit pytest bench lock clean spark-submit
+.PHONY: help setup up down status demo urls test lint typecheck unit pytest bench docs lock clean spark-submit
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ test: up lint  ## everything: lint, unit, DAG integrity and integration tests on
 
 bench: up  ## run the benchmarks in benchmarks/ (JSON + summary in benchmarks/results/)
 	@$(PY) -m benchmarks $(BENCH)
+
+docs: setup  ## build the documentation site (MkDocs, strict) into .local/site
+	$(VENV)/bin/mkdocs build --strict
 
 lock:  ## re-resolve requirements.in into the pinned requirements.txt
 	$(UV) pip compile -q requirements.in --python-version 3.11 -o requirements.txt

@@ -4,7 +4,7 @@ Sources are generated with ffmpeg lavfi (short clips, small where the case allow
 videos go onto the real processing queue in the real message format, in one batch: the
 SQS AssetWatcher turns them into asset events and the scheduler into runs that fan out
 over every video. Then every output is checked the way a player would see it, over HTTP
-from the S3 endpoint (the media bucket is public-read, see the README, "Video processing"):
+from the S3 endpoint (the media bucket is public-read, see docs/processing.md):
 playlists and MPD parse, every rendition decodes to its end, keyframes sit at identical
 timestamps on every segment boundary, target durations cover every segment, BANDWIDTH is
 the measured peak, durations match the source, thumbnails and storyboard exist; the

@@ -9,7 +9,7 @@ catalog (the ``platform_analytics`` DAG).
   ``watch_events_quarantine`` (pure transforms; ``jobs/watch_events_silver.py`` wires them).
 * :mod:`vidflow.analytics.gold`, :mod:`vidflow.analytics.catalog_sync`: the daily part.
 
-Table contract: see the README, section "Platform analytics".
+Table contract: see docs/analytics.md, "The tables".
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The schema is sharded: ``users``, ``watch_history`` and ``recommendations`` are
 hash-partitioned by ``user_id``; ``videos`` and ``renditions`` by ``video_id``. Locally these
 are PostgreSQL declarative partitions; on Citus the same keys become distribution columns
-(see the README, "Sharding").
+(see docs/operations.md, "Catalog and sharding").
 
 Two rules follow from sharding, and the schema keeps to both:
 
