@@ -182,6 +182,45 @@ class Settings(BaseSettings):
     outbox_batch_size: int = Field(
         100, ge=1, description="Outbox rows the relay publishes per transaction."
     )
+    outbox_retention_seconds: int = Field(
+        7 * 24 * 3600,
+        ge=0,
+        description="Sent outbox rows are deleted this many seconds after they were sent.",
+    )
+    outbox_claim_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="A relay's claim on an outbox row lasts this long; a row a crashed relay "
+        "claimed is published by another once the claim runs out.",
+    )
+    auth_window_seconds: int = Field(
+        900,
+        ge=1,
+        description="Sign-in rate limits count within this window; a key that reaches its "
+        "limit is refused (429, Retry-After) until the window ends.",
+    )
+    auth_account_max_failures: int = Field(
+        5, ge=1, description="Failed logins per account within the window before 429."
+    )
+    auth_client_max_failures: int = Field(
+        50, ge=1, description="Failed logins per client address within the window before 429."
+    )
+    auth_client_max_registrations: int = Field(
+        100,
+        ge=1,
+        description="Registration attempts per client address within the window before 429.",
+    )
+    upload_body_idle_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="A PATCH body that sends nothing for this long is cut off; the bytes "
+        "that arrived are kept (resume from the offset HEAD reports).",
+    )
+    upload_body_total_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="Longest time one PATCH body may take; what arrived by then is kept.",
+    )
 
     # --- video processing -----------------------------------------------------------------
     # The video_processing DAG (include/vidflow/media, include/vidflow/processing): probe,
@@ -247,6 +286,36 @@ class Settings(BaseSettings):
     reconcile_interval_minutes: int = Field(
         15, ge=1, description="How often the reconciliation DAG looks for stuck videos."
     )
+    superseded_grace_hours: float = Field(
+        24.0,
+        ge=0,
+        description="How long a superseded media version stays readable after a newer one "
+        "is published (players mid-stream, CDN caches); the orphan sweep removes it later.",
+    )
+    tool_timeout_seconds: int = Field(
+        300,
+        ge=10,
+        description="Timeout of each short ffprobe/ffmpeg call (probe, decode checks, "
+        "posters, storyboard); a call that runs longer is stopped and the task retried.",
+    )
+    encode_timeout_factor: float = Field(
+        6.0,
+        gt=0,
+        description="An encode's ffmpeg is stopped after this many times the source "
+        "duration (at least VIDFLOW_ENCODE_TIMEOUT_MIN_SECONDS).",
+    )
+    encode_timeout_min_seconds: int = Field(
+        900, ge=60, description="Shortest timeout of an encode's ffmpeg."
+    )
+    processing_task_timeout_minutes: int = Field(
+        60,
+        ge=1,
+        description="Airflow execution_timeout of the probe, thumbnails, publish and report "
+        "tasks of video_processing and of the video_reconciliation tasks.",
+    )
+    transcode_task_timeout_minutes: int = Field(
+        12 * 60, ge=1, description="Airflow execution_timeout of one mapped transcode task."
+    )
     max_reenqueues: int = Field(
         3, ge=0, description="Re-enqueues of one stuck video before it is marked failed."
     )
@@ -288,6 +357,11 @@ class Settings(BaseSettings):
         description="Per-region CDN edges as region=url pairs, comma-separated (e.g. "
         "us-east=http://127.0.0.1:8101). The viewer API hands each viewer the manifest URLs "
         "of their region's edge; a region without one gets cdn_base_url.",
+    )
+    webapp_upload_url: str = Field(
+        "",
+        description="Base URL of the upload (tus) API as the web app's browsers reach it "
+        "(e.g. https://upload.example.com). Empty means http://{bind_host}:{upload_port}.",
     )
 
     # --- platform analytics ---------------------------------------------------------------
@@ -360,6 +434,35 @@ class Settings(BaseSettings):
         "64m",
         description="Default warming budget per edge and hour (nginx size; the DAG's "
         "byte_budget Param overrides it).",
+    )
+
+    # --- make demo -------------------------------------------------------------------------
+    # The whole platform in one command (include/vidflow/platform/demo*.py): sizes chosen so
+    # that a fresh 2-core machine finishes in about 10 minutes.
+    demo_seed: int = Field(7, description="Seed of the demo's clips, viewers and traffic.")
+    demo_clips: int = Field(
+        6, ge=1, le=50, description="Generated clips uploaded with tus and processed."
+    )
+    demo_clip_seconds: int = Field(4, ge=1, le=60, description="Length of each demo clip.")
+    demo_history_days: int = Field(
+        2, ge=1, le=14, description="Days of traffic-model history before today."
+    )
+    demo_history_viewers: int = Field(
+        150, ge=1, description="Viewers of the history (registered as catalog users)."
+    )
+    demo_history_videos: int = Field(
+        60, ge=1, description="Synthetic videos of the history's catalog (registered)."
+    )
+    demo_live_seconds: float = Field(
+        90.0, gt=0, le=3600, description="Wall-clock seconds of live viewers through the edges."
+    )
+    demo_live_viewers: int = Field(3, ge=1, le=50, description="Live viewers (one thread each).")
+    demo_cdn_hours: int = Field(
+        2,
+        ge=1,
+        le=48,
+        description="Hours of the last history day that cdn_analytics backfills (one run "
+        "each; the warming gap share needs at least 2 consecutive hours).",
     )
 
     # --- derived values --------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from vidflow.accounts import service
-from vidflow.accounts.deps import CurrentUser, SessionDep, SettingsDep
+from vidflow.accounts.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep
 from vidflow.accounts.schemas import LoginRequest, Token, UserCreate, UserPublic
 from vidflow.accounts.security import create_access_token
 from vidflow.problems import Problem
@@ -19,16 +19,27 @@ class AccountGone(Problem):
 
 
 @router.post("/v1/accounts", status_code=status.HTTP_201_CREATED, response_model=UserPublic)
-def register(user_in: UserCreate, session: SessionDep) -> UserPublic:
-    """Create an account. 409 when the username or e-mail is taken, 422 for weak input."""
-    return UserPublic.model_validate(service.register_user(session=session, user_in=user_in))
+def register(
+    user_in: UserCreate, session: SessionDep, settings: SettingsDep, client: ClientAddress
+) -> UserPublic:
+    """Create an account. 409 when the username or e-mail is taken, 422 for weak input,
+    429 (with Retry-After) after too many registrations from one address."""
+    user = service.register_user(session=session, user_in=user_in, settings=settings, client=client)
+    return UserPublic.model_validate(user)
 
 
 @router.post("/v1/auth/token", response_model=Token)
-def login(credentials: LoginRequest, session: SessionDep, settings: SettingsDep) -> Token:
-    """Exchange a username (or e-mail) and password for a short-lived bearer token."""
+def login(
+    credentials: LoginRequest, session: SessionDep, settings: SettingsDep, client: ClientAddress
+) -> Token:
+    """Exchange a username (or e-mail) and password for a short-lived bearer token.
+    429 (with Retry-After) after too many failures for the account or the address."""
     user = service.authenticate(
-        session=session, login=credentials.username, password=credentials.password
+        session=session,
+        login=credentials.username,
+        password=credentials.password,
+        settings=settings,
+        client=client,
     )
     token, ttl = create_access_token(
         settings=settings, user_id=user.user_id, username=user.username

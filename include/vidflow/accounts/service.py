@@ -9,11 +9,13 @@ table aborts it.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from vidflow.accounts import ratelimit
 from vidflow.accounts.schemas import UserCreate
 from vidflow.accounts.security import (
     dummy_password_hash,
@@ -22,6 +24,7 @@ from vidflow.accounts.security import (
     verify_password,
 )
 from vidflow.catalog.models import User, UserEmail, Username
+from vidflow.config import Settings
 from vidflow.problems import Problem
 
 
@@ -41,8 +44,16 @@ class InvalidCredentials(Problem):
         )
 
 
-def register_user(*, session: Session, user_in: UserCreate) -> User:
-    """Create an account; raises :class:`AccountExists` for a taken username or e-mail."""
+def register_user(
+    *, session: Session, user_in: UserCreate, settings: Settings, client: str
+) -> User:
+    """Create an account; raises :class:`AccountExists` for a taken username or e-mail,
+    :class:`~vidflow.accounts.ratelimit.RateLimited` when ``client`` registered too often
+    (checked and counted before the password is hashed)."""
+    limits = ratelimit.registration_limits(settings, client=client)
+    ratelimit.check(session.connection(), limits)
+    ratelimit.count(session.connection(), limits, window=_window(settings))
+    session.commit()
     user_id = uuid.uuid4()
     # Hash before touching the database: no transaction stays open for argon2's runtime.
     password_hash = hash_password(user_in.password)
@@ -81,16 +92,44 @@ def _user_id_for_login(session: Session, login: str) -> uuid.UUID | None:
     return session.scalar(select(Username.user_id).where(Username.username == login))
 
 
-def authenticate(*, session: Session, login: str, password: str) -> User:
-    """The user whose username (or e-mail) and password match; else InvalidCredentials."""
+def _window(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.auth_window_seconds)
+
+
+def authenticate(
+    *, session: Session, login: str, password: str, settings: Settings, client: str
+) -> User:
+    """The user whose username (or e-mail) and password match; else InvalidCredentials.
+
+    Failures count per account and per ``client`` address; a blocked key is refused with
+    :class:`~vidflow.accounts.ratelimit.RateLimited` before any password is verified.
+    A right password resets the account's count (not the address's).
+    """
     user_id = _user_id_for_login(session, login)
-    user = session.get(User, user_id) if user_id else None
-    if user is None:
+    limits = ratelimit.login_limits(
+        settings, account=str(user_id) if user_id else login, client=client
+    )
+    ratelimit.check(session.connection(), limits)
+    password_hash = (
+        session.scalar(select(User.password_hash).where(User.user_id == user_id))
+        if user_id
+        else None
+    )
+    session.rollback()  # no transaction stays open while argon2 runs
+    if password_hash is None or user_id is None:
         verify_password(dummy_password_hash(), password)
+        ok = False
+    else:
+        ok = verify_password(password_hash, password)
+    if not ok:
+        ratelimit.count(session.connection(), limits, window=_window(settings))
+        session.commit()
         raise InvalidCredentials()
-    if not verify_password(user.password_hash, password):
+    ratelimit.reset(session.connection(), [limits[0].key])
+    user = session.get(User, user_id)
+    if user is None:  # deleted while we verified
         raise InvalidCredentials()
     if password_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
-        session.commit()
+    session.commit()
     return user
