@@ -4,13 +4,16 @@ publish, the failure callback, reconciliation and the orphan sweep."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
+import httpx
 import pytest
 from sqlalchemy import text, update
 
@@ -218,8 +221,9 @@ def test_failure_callback_records_the_reason(stack: Settings, video: str) -> Non
     on_task_failure(context)
     state = video_state(settings=stack, video_id=video)
     assert state is not None and state["status"] == "failed"
+    # The uploader reads a fixed sentence; the exception stays in the task log.
     assert state["failure_reason"] == (
-        "Internal error while running transcode: RuntimeError: the encoder host vanished"
+        "Internal error while running transcode; an operator can find the details in the task log."
     )
     # A callback of a run that no longer owns the video changes nothing.
     catalog.claim(
@@ -412,5 +416,81 @@ def test_an_unexpected_error_is_retried_then_recorded_per_video(
     state = video_state(settings=stack, video_id=video)
     assert state is not None and state["status"] == "failed"
     assert state["failure_reason"] == (
-        "Internal error while publishing: ConnectionError: storage went away"
+        "Internal error while publishing; an operator can find the details in the task log."
     )
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """A loopback HTTP server that records every request it gets."""
+
+    seen: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp2t")
+        self.end_headers()
+        self.wfile.write(b"\x47" * 188)
+
+    do_HEAD = do_GET
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def loopback_server() -> Iterator[tuple[str, list[str]]]:
+    seen: list[str] = []
+    handler = type("Recorder", (_Recorder,), {"seen": seen})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("kind", "demuxer"),
+    [("playlist", "hls"), ("ffconcat", "concat")],
+)
+def test_a_file_that_names_other_inputs_is_refused_without_fetching_them(
+    stack: Settings,
+    tmp_path: Path,
+    loopback_server: tuple[str, list[str]],
+    kind: str,
+    demuxer: str,
+) -> None:
+    """An HLS playlist (or an ffconcat list) uploaded as ``clip.mp4`` pointing at a
+    loopback server ends ``failed`` with a clear reason, and the server sees nothing."""
+    base, seen = loopback_server
+    if kind == "playlist":
+        body = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n"
+        body += "".join(f"#EXTINF:2.0,\n{base}/internal/seg{i}.ts\n" for i in range(5))
+        body += "#EXT-X-ENDLIST\n"
+    else:
+        body = "ffconcat version 1.0\n" + "".join(
+            f"file {base}/internal/part{i}.mp4\n" for i in range(3)
+        )
+    clip = tmp_path / "clip.mp4"
+    clip.write_text(body)
+    # The sanity check of the server itself: it answers and records.
+    assert httpx.get(f"{base}/probe-the-recorder", timeout=5).status_code == 200
+    assert seen == ["/probe-the-recorder"]
+    seen.clear()
+
+    video_id = uuid.uuid4()
+    create_video(stack, video_id)
+    size = upload_source(stack, video_id, clip)
+    outcome = run_pipeline(stack, str(video_id), "run-hostile")
+    assert outcome["status"] == steps.FAILED, outcome
+    state = video_state(settings=stack, video_id=str(video_id))
+    assert state is not None and state["status"] == "failed"
+    reason = state["failure_reason"]
+    assert reason == outcome["reason"]
+    assert reason.startswith(f"The file's format ({demuxer}) is not accepted"), reason
+    assert "http" not in reason and "Signature" not in reason and "127.0.0.1" not in reason
+    assert seen == [], f"the worker fetched {seen}"
+    assert size == len(body) and media_keys(stack, str(video_id)) == []

@@ -164,12 +164,31 @@ def test_default_streams_are_preferred() -> None:
         ("source: Invalid data found when processing input", "not a video"),
         ("[mov,mp4 @ 0x1] moov atom not found\nsource: Invalid data found", "truncated"),
         ("something: End of file", "truncated"),
-        ("weird: Permission denied", "Permission denied"),
-        ("", "unknown error"),
+        ("weird: Permission denied", "could not be read as a video"),
+        ("", "could not be read as a video"),
+        ("[hls @ 0x55d6eb64f4c0] Format not on whitelist 'mov,mp4'\nx: Invalid argument", "(hls)"),
     ],
 )
 def test_ffprobe_errors_are_explained(stderr: str, expected: str) -> None:
     assert expected in explain_ffprobe_error(stderr)
+
+
+def test_a_reason_never_quotes_the_tool() -> None:
+    """ffmpeg's last line starts with the input URL: a presigned URL with credentials."""
+    url = (
+        "http://127.0.0.1:4566/originals/x/source?AWSAccessKeyId=AKIAABCDEFGHIJKLMNOP"
+        "&Signature=c2lnbmF0dXJl&Expires=1"
+    )
+    for stderr in (f"{url}: Permission denied", f"{url}: Server returned 403 Forbidden"):
+        text = explain_ffprobe_error(stderr)
+        assert "127.0.0.1" not in text and "Signature" not in text and "AKIA" not in text
+
+
+def test_containers_outside_the_allow_list_are_refused_before_decoding() -> None:
+    for fmt in ("hls", "concat", "image2", "tty", "lavfi"):
+        assert f"({fmt})" in reason(probe(video_stream(), fmt=fmt))
+    for fmt in ("mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "mpegts", "avi"):
+        parse(probe(video_stream(), fmt=fmt))
 
 
 def test_a_killed_tool_is_not_blamed_on_the_source() -> None:

@@ -23,6 +23,7 @@ import logging
 import math
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,8 @@ from typing import IO, Any, Final
 import ffmpeg
 
 from vidflow.media.ladder import AudioPlan, LadderRung
-from vidflow.media.probe import raise_if_killed
+from vidflow.media.tools import raise_if_killed, timed_out
+from vidflow.media.untrusted import input_options, is_url, redact, redact_command
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +70,11 @@ def gop_seconds(segment_seconds: float) -> float:
 
 
 def _input(source: str) -> Any:
-    kwargs: dict[str, str] = {}
-    if source.startswith(("http://", "https://")):
+    # The original is untrusted: only single-file containers, only its own protocol.
+    kwargs = input_options(source)
+    if is_url(source):
         # Survive dropped connections on long reads of a presigned URL.
-        kwargs = {
-            "rw_timeout": "30000000",
+        kwargs |= {
             "reconnect": "1",
             "reconnect_on_network_error": "1",
             "reconnect_delay_max": "10",
@@ -332,14 +334,17 @@ def run_ffmpeg(
     duration: float,
     report: Callable[[str], None] | None = None,
     every_seconds: float = 5.0,
+    timeout: float | None = None,
 ) -> EncodeStats:
     """Run ffmpeg (with ``-progress pipe:1``), reporting progress every few seconds.
 
-    Raises EncodeError with the tail of ffmpeg's stderr when it fails, ToolKilled when a
-    signal killed it.
+    Raises EncodeError with the (redacted) tail of ffmpeg's stderr when it fails,
+    ToolKilled when a signal killed it, ToolTimeout when it ran longer than ``timeout``
+    seconds (it is killed then).
     """
     say = report or log.info
-    say(f"{label}: {' '.join(args)}")
+    # The command holds a presigned URL to the private original: never log it whole.
+    say(f"{label}: {redact_command(args)}")
     started = time.monotonic()
     last_report = 0.0
     last: Progress | None = None
@@ -348,17 +353,28 @@ def run_ffmpeg(
             args, stdout=subprocess.PIPE, stderr=stderr, text=True, encoding="utf-8"
         )
         assert process.stdout is not None
-        for progress in parse_progress(process.stdout, duration):
-            last = progress
-            now = time.monotonic()
-            if progress.done or now - last_report >= every_seconds:
-                say(progress.describe(label, duration))
-                last_report = now
-        returncode = process.wait()
+        # A watchdog, because a hung ffmpeg may never write another progress line.
+        watchdog = threading.Timer(timeout, process.kill) if timeout is not None else None
+        if watchdog is not None:
+            watchdog.daemon = True
+            watchdog.start()
+        try:
+            for progress in parse_progress(process.stdout, duration):
+                last = progress
+                now = time.monotonic()
+                if progress.done or now - last_report >= every_seconds:
+                    say(progress.describe(label, duration))
+                    last_report = now
+            returncode = process.wait()
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+        if timeout is not None and time.monotonic() - started >= timeout and returncode < 0:
+            raise timed_out(args, timeout)
         # A signal (OOM killer, a stopped worker) is never the source's fault.
         raise_if_killed(args[0], returncode)
         if returncode != 0:
-            tail = _tail(stderr)
+            tail = redact(_tail(stderr))
             at_fault = any(m in tail.lower() for m in SOURCE_ERROR_MARKERS)
             raise EncodeError(
                 f"{label}: ffmpeg exited with {returncode}",

@@ -9,13 +9,18 @@ it is stored in ``videos.failure_reason``.
 
 The parsing and validation (:func:`parse_probe`, :func:`explain_ffprobe_error`) are pure
 and unit-tested against recorded ffprobe output.
+
+Originals are untrusted: every ffprobe/ffmpeg here opens them with the demuxer and
+protocol allow-lists of :mod:`vidflow.media.untrusted`, and a reason never quotes tool
+output (which starts with the presigned URL); the raw detail, redacted, goes to the task
+log through :attr:`InvalidSource.detail`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
-import subprocess
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -24,6 +29,27 @@ from functools import partial
 from typing import Any, Final
 
 import ffmpeg
+
+from vidflow.media.tools import ToolKilled, ToolTimeout, raise_if_killed, run_text
+from vidflow.media.untrusted import (
+    input_args,
+    input_options,
+    is_allowed_container,
+    not_accepted_reason,
+    redact,
+    refused_demuxer,
+)
+
+__all__ = [
+    "InvalidSource",
+    "ProbeResult",
+    "ToolKilled",
+    "ToolTimeout",
+    "probe_source",
+    "raise_if_killed",
+]
+
+log = logging.getLogger(__name__)
 
 #: 8K UHD: the largest accepted display size, long side x short side.
 MAX_LONG_SIDE: Final = 7680
@@ -40,16 +66,19 @@ VFR_TOLERANCE: Final = 0.01
 #: Transfer functions of HDR video (PQ and HLG), tone-mapped to SDR when encoding.
 HDR_TRANSFERS: Final = frozenset({"smpte2084", "arib-std-b67"})
 
-PROBE_TIMEOUT_SECONDS: Final = 120
+#: Default timeout of one ffprobe/ffmpeg call (the DAG passes ``tool_timeout_seconds``).
+PROBE_TIMEOUT_SECONDS: Final = 300
 DECODE_CHECK_SECONDS: Final = 2.0
 
 
 class InvalidSource(ValueError):
     """The source cannot become a stream; ``reason`` says why, for the uploader."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, detail: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
+        #: What the tool said (redacted), for the task log only.
+        self.detail = detail
 
 
 def _fraction(text: str | None) -> Fraction | None:
@@ -224,6 +253,8 @@ def parse_probe(data: Mapping[str, Any], *, size: int, max_duration: float) -> P
     if not fmt or not streams:
         raise InvalidSource("The file is not a video: no audio or video streams were found.")
     format_name = str(fmt.get("format_name", ""))
+    if not is_allowed_container(format_name):
+        raise InvalidSource(not_accepted_reason(format_name))
 
     videos = [
         s
@@ -316,6 +347,9 @@ def parse_probe(data: Mapping[str, Any], *, size: int, max_duration: float) -> P
 def explain_ffprobe_error(stderr: str) -> str:
     """An uploader-facing reason for a source ffprobe could not open."""
     text = stderr.lower()
+    refused = refused_demuxer(stderr)
+    if refused is not None:
+        return not_accepted_reason(refused)
     if "moov atom not found" in text:
         return (
             "The file looks like an MP4/MOV video but is truncated or corrupt (its index, "
@@ -325,34 +359,36 @@ def explain_ffprobe_error(stderr: str) -> str:
         return "The file is not a video in any format we recognise."
     if "end of file" in text or "truncat" in text:
         return "The file is truncated: it ends before its container says it should."
-    last = next((line for line in reversed(stderr.strip().splitlines()) if line.strip()), "")
-    return f"The file could not be read as a video ({last.strip()[:200] or 'unknown error'})."
+    # Never the tool's own words: they start with the (presigned) input URL.
+    return (
+        "The file could not be read as a video; it may be corrupt or in a format we do not support."
+    )
 
 
-def _network_options(source: str) -> list[str]:
-    if source.startswith(("http://", "https://")):
-        # Fail instead of hanging on a dead connection (microseconds).
-        return ["-rw_timeout", "30000000"]
-    return []
+def _tail(stderr: str, limit: int = 500) -> str:
+    return redact(stderr.strip()[-limit:]) or "no error output"
 
 
 def run_ffprobe(source: str, *, timeout: float = PROBE_TIMEOUT_SECONDS) -> dict[str, Any]:
-    """ffprobe's JSON of ``source``; InvalidSource when ffprobe cannot open it."""
+    """ffprobe's JSON of ``source``; InvalidSource when ffprobe cannot open it (or when
+    it is a container outside the allow-list: a playlist is refused before it fetches
+    anything)."""
     args = [
         "ffprobe",
         "-v",
         "error",
-        *_network_options(source),
+        *input_args(source),
         "-print_format",
         "json",
         "-show_format",
         "-show_streams",
         source,
     ]
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
-    raise_if_killed(result.args[0], result.returncode)
+    result = run_text(args, timeout=timeout)
     if result.returncode != 0:
-        raise InvalidSource(explain_ffprobe_error(result.stderr))
+        detail = _tail(result.stderr)
+        log.warning("ffprobe could not open the source: %s", detail)
+        raise InvalidSource(explain_ffprobe_error(result.stderr), detail=detail)
     data: dict[str, Any] = json.loads(result.stdout or "{}")
     return data
 
@@ -360,35 +396,21 @@ def run_ffprobe(source: str, *, timeout: float = PROBE_TIMEOUT_SECONDS) -> dict[
 def decode_window_args(source: str, *, start: float, video_index: int, frames: int) -> list[str]:
     """ffmpeg arguments decoding up to ``frames`` video frames from ``start`` seconds,
     one line per frame on stdout (framecrc)."""
-    stream = ffmpeg.input(source, ss=f"{start:.3f}", **_input_kwargs(source))
+    stream = ffmpeg.input(source, ss=f"{start:.3f}", **input_options(source))
     out = stream.output("-", f="framecrc", map=f"0:{video_index}", **{"frames:v": frames})
     args: list[str] = out.global_args("-v", "error", "-nostdin").compile()
     return args
 
 
-def _input_kwargs(source: str) -> dict[str, str]:
-    return {"rw_timeout": "30000000"} if source.startswith(("http://", "https://")) else {}
-
-
-class ToolKilled(RuntimeError):
-    """ffmpeg or ffprobe died from a signal (out of memory, a stopped worker): the
-    machine's problem, not the source's, so the step is retried."""
-
-
-def raise_if_killed(tool: str, returncode: int) -> None:
-    """Raise ToolKilled when ``tool`` exited by a signal (a negative return code)."""
-    if returncode < 0:
-        raise ToolKilled(f"{tool} was killed by signal {-returncode}")
-
-
 def _decoded_frames(args: list[str], timeout: float) -> tuple[int, str]:
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
-    raise_if_killed(result.args[0], result.returncode)
+    result = run_text(args, timeout=timeout)
     frames = sum(1 for line in result.stdout.splitlines() if line and not line.startswith("#"))
     return frames, result.stderr
 
 
-def check_decodable(source: str, result: ProbeResult, *, timeout: float = 300) -> None:
+def check_decodable(
+    source: str, result: ProbeResult, *, timeout: float = PROBE_TIMEOUT_SECONDS
+) -> None:
     """Decode a short window at the start and at the end of the video stream.
 
     A stream whose codec ffmpeg cannot decode yields no frames at the start; a file cut
@@ -407,8 +429,13 @@ def check_decodable(source: str, result: ProbeResult, *, timeout: float = 300) -
         decoded = list(pool.map(partial(_decoded_frames, timeout=timeout), windows))
     head, head_err = decoded[0]
     if head == 0:
-        detail = head_err.strip().splitlines()[-1][:200] if head_err.strip() else "no frames"
-        raise InvalidSource(f"The video stream ({result.video.codec}) cannot be decoded: {detail}.")
+        detail = _tail(head_err)
+        log.warning("no frame of the video stream decodes: %s", detail)
+        raise InvalidSource(
+            f"The video stream ({result.video.codec}) cannot be decoded; the file is corrupt "
+            "or uses a codec we do not support.",
+            detail=detail,
+        )
     if len(decoded) > 1 and decoded[1][0] == 0:
         raise InvalidSource(
             f"The file is truncated or corrupt: its header promises {_hms(result.duration)} "
@@ -416,10 +443,13 @@ def check_decodable(source: str, result: ProbeResult, *, timeout: float = 300) -
         )
 
 
-def probe_source(source: str, *, size: int, max_duration: float) -> ProbeResult:
-    """Probe and validate ``source`` (a path or an HTTP(S) URL) of ``size`` bytes."""
+def probe_source(
+    source: str, *, size: int, max_duration: float, timeout: float = PROBE_TIMEOUT_SECONDS
+) -> ProbeResult:
+    """Probe and validate ``source`` (a path or an HTTP(S) URL) of ``size`` bytes; each
+    ffprobe/ffmpeg call is stopped after ``timeout`` seconds (ToolTimeout)."""
     if size == 0:
         raise InvalidSource("The uploaded file is empty (0 bytes).")
-    result = parse_probe(run_ffprobe(source), size=size, max_duration=max_duration)
-    check_decodable(source, result)
+    result = parse_probe(run_ffprobe(source, timeout=timeout), size=size, max_duration=max_duration)
+    check_decodable(source, result, timeout=timeout)
     return result

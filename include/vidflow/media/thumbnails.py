@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,11 @@ from typing import Any, Final
 
 import ffmpeg
 
+from vidflow.media.tools import run_bytes
+from vidflow.media.untrusted import input_options, redact
+
+#: Default timeout of one ffmpeg call here (the DAG passes ``tool_timeout_seconds``).
+TOOL_TIMEOUT_SECONDS: Final = 300
 POSTER_SIZES: Final = ((320, 180), (1280, 720))
 #: Where candidates are sampled, as fractions of the duration.
 CANDIDATE_POSITIONS: Final = (0.5, 0.33, 0.66, 0.2, 0.8, 0.1)
@@ -88,7 +92,7 @@ def _seek(source: str, time: float, keyframe: bool) -> Any:
     """The video stream of ``source`` from ``time``. With ``keyframe``, the keyframe at or
     before ``time`` is the first frame: nothing else is decoded (a seek that must land
     exactly decodes a whole source GOP, seconds of 1080p, per candidate)."""
-    options: dict[str, Any] = {"ss": f"{time:.3f}"}
+    options: dict[str, Any] = {"ss": f"{time:.3f}", **input_options(source)}
     if keyframe:
         options.update(noaccurate_seek=None, skip_frame="nokey")
     return _square_pixels(ffmpeg.input(source, **options)["v:0"])
@@ -102,11 +106,24 @@ def sample_args(source: str, time: float, *, keyframe: bool = True) -> list[str]
     return args
 
 
-def sample_frames(source: str, duration: float, *, keyframe: bool = True) -> list[FrameSample]:
+class ThumbnailError(RuntimeError):
+    """ffmpeg could not make a poster or the storyboard (the message is redacted)."""
+
+
+def _run(args: list[str], timeout: float) -> None:
+    result = run_bytes(args, timeout=timeout)
+    if result.returncode != 0:
+        tail = result.stderr.decode("utf-8", "replace").strip()[-500:]
+        raise ThumbnailError(f"ffmpeg exited with {result.returncode}: {redact(tail)}")
+
+
+def sample_frames(
+    source: str, duration: float, *, keyframe: bool = True, timeout: float = TOOL_TIMEOUT_SECONDS
+) -> list[FrameSample]:
     samples = []
     for time in candidate_times(duration):
         args = sample_args(source, time, keyframe=keyframe)
-        result = subprocess.run(args, capture_output=True, check=False)
+        result = run_bytes(args, timeout=timeout)
         if result.returncode == 0 and result.stdout:
             samples.append(frame_sample(time, result.stdout[: SAMPLE_W * SAMPLE_H]))
     return samples
@@ -126,7 +143,9 @@ def poster_args(
     return args
 
 
-def make_posters(source: str, duration: float, directory: Path) -> dict[str, Path]:
+def make_posters(
+    source: str, duration: float, directory: Path, *, timeout: float = TOOL_TIMEOUT_SECONDS
+) -> dict[str, Path]:
     """Write ``poster_320x180.jpg`` and ``poster_1280x720.jpg``; returns them by size name.
 
     Candidates are the source's keyframes near each candidate instant (cheap); only when
@@ -134,15 +153,15 @@ def make_posters(source: str, duration: float, directory: Path) -> dict[str, Pat
     black one) are exact instants decoded.
     """
     keyframe = True
-    samples = sample_frames(source, duration, keyframe=True)
+    samples = sample_frames(source, duration, keyframe=True, timeout=timeout)
     if not any(s.usable for s in samples):
         keyframe = False
-        samples = sample_frames(source, duration, keyframe=False) or samples
+        samples = sample_frames(source, duration, keyframe=False, timeout=timeout) or samples
     chosen = pick_representative(samples or [FrameSample(0, 0, 0)])
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"poster_{w}x{h}.jpg" for w, h in POSTER_SIZES]
     args = poster_args(source, chosen.time, paths, keyframe=keyframe)
-    subprocess.run(args, capture_output=True, check=True)
+    _run(args, timeout)
     return {"small": paths[0], "large": paths[1]}
 
 
@@ -159,6 +178,7 @@ def storyboard_tile_args(
     # From a rendition whose keyframes sit every GOP, decoding keyframes alone is enough
     # (and far cheaper than decoding every frame of the source).
     options = {"skip_frame": "nokey"} if keyframes_only else {}
+    options |= input_options(source)
     stream = ffmpeg.input(source, **options)["v:0"].filter(
         "fps", fps=f"1/{interval:g}", eof_action="pass"
     )
@@ -214,6 +234,7 @@ def make_storyboard(
     interval: float,
     *,
     keyframes_only: bool = False,
+    timeout: float = TOOL_TIMEOUT_SECONDS,
 ) -> Path:
     """Write ``storyboard_NNN.jpg`` sheets and ``storyboard.vtt`` (a tile every
     ``interval`` seconds); returns the VTT."""
@@ -221,23 +242,17 @@ def make_storyboard(
     tiles_dir = directory / "tiles"
     tiles_dir.mkdir(exist_ok=True)
     pattern = tiles_dir / "tile_%05d.jpg"
-    subprocess.run(
-        storyboard_tile_args(source, interval, pattern, keyframes_only=keyframes_only),
-        capture_output=True,
-        check=True,
-    )
+    _run(storyboard_tile_args(source, interval, pattern, keyframes_only=keyframes_only), timeout)
     tiles = len(list(tiles_dir.glob("tile_*.jpg")))
     if tiles == 0:
-        raise RuntimeError("ffmpeg produced no storyboard tiles")
+        raise ThumbnailError("ffmpeg produced no storyboard tiles")
     per_sheet = SHEET_COLUMNS * SHEET_ROWS
     names = []
     for sheet in range(math.ceil(tiles / per_sheet)):
         name = f"storyboard_{sheet + 1:03d}.jpg"
         first = sheet * per_sheet
         count = min(per_sheet, tiles - first)
-        subprocess.run(
-            sheet_args(pattern, first, count, directory / name), capture_output=True, check=True
-        )
+        _run(sheet_args(pattern, first, count, directory / name), timeout)
         names.append(name)
     for tile in tiles_dir.iterdir():
         tile.unlink()

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
+import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -44,6 +45,7 @@ from vidflow.config import Settings
 from vidflow.media import encode, package, thumbnails
 from vidflow.media.ladder import AUDIO_CODECS_TAG, AudioPlan, LadderRung, plan_audio, plan_ladder
 from vidflow.media.probe import InvalidSource, ProbeResult, probe_source
+from vidflow.media.untrusted import redact
 from vidflow.processing import catalog, objects
 from vidflow.processing.requests import VideoRequest, requests_for_run
 from vidflow.storage import object_sha256, original_key, s3_client
@@ -56,6 +58,10 @@ log = logging.getLogger(__name__)
 Report = Callable[[str], None]
 
 READY, SKIPPED, FAILED, ERROR, PUBLISHED = "ready", "skipped", "failed", "error", "published"
+DECODE_FAILED = (
+    "The video could not be decoded to its end: the file is corrupt or uses a feature we "
+    "do not support."
+)
 AUDIO = "audio"
 #: Videos probed at once in one run (ffprobe waits on storage more than on the CPU).
 PROBE_WORKERS = 4
@@ -146,10 +152,20 @@ def probe_claimed(
                 if req.sha256 and settings.verify_source_sha256
                 else None
             )
-            probe = probe_source(url, size=size, max_duration=settings.max_source_duration_seconds)
+            probe = probe_source(
+                url,
+                size=size,
+                max_duration=settings.max_source_duration_seconds,
+                timeout=settings.tool_timeout_seconds,
+            )
             _check_digest(req, digest)
     except InvalidSource as invalid:
-        log.warning("video %s is invalid: %s", req.video_id, invalid.reason)
+        log.warning(
+            "video %s is invalid: %s%s",
+            req.video_id,
+            invalid.reason,
+            f" (tool said: {invalid.detail})" if invalid.detail else "",
+        )
         catalog.mark_failed(
             settings=settings, video_id=req.video_id, run_id=run_id, reason=invalid.reason
         )
@@ -275,7 +291,7 @@ def per_video(
             try:
                 outcomes[video_id] = future.result()
             except Exception as exc:
-                log.error("%s failed for video %s", what, video_id, exc_info=exc)
+                log.error("%s failed for video %s: %s", what, video_id, describe_error(exc))
                 errors[video_id] = exc
     if errors and not last_attempt:
         raise StepError(
@@ -286,9 +302,7 @@ def per_video(
         record_unexpected_failure(
             settings=settings, video_ids=[video_id], run_id=run_id, what=what, error=error
         )
-        outcomes[video_id] = _outcome(
-            video_id, ERROR, f"Internal error while {what}: {type(error).__name__}: {error}"
-        )
+        outcomes[video_id] = _outcome(video_id, ERROR, internal_error_reason(what))
     return outcomes
 
 
@@ -425,15 +439,18 @@ def transcode_encode(
     with _scratch(settings) as scratch:
         work = Path(scratch)
         args = encode_command(item, url, work, settings=settings)
+        timeout = max(
+            float(settings.encode_timeout_min_seconds), settings.encode_timeout_factor * duration
+        )
         try:
-            stats = encode.run_ffmpeg(args, label=label, duration=duration, report=say)
+            stats = encode.run_ffmpeg(
+                args, label=label, duration=duration, report=say, timeout=timeout
+            )
         except encode.EncodeError as error:
             if not error.source_at_fault:
                 raise
-            reason = (
-                f"The video could not be decoded while encoding {label}: "
-                f"{_last_line(error.stderr_tail)}"
-            )
+            say(f"{label}: the source failed to decode: {_last_line(error.stderr_tail)}")
+            reason = DECODE_FAILED
             catalog.mark_failed(settings=settings, video_id=video_id, run_id=run_id, reason=reason)
             return [_outcome(video_id, FAILED, reason, name=name) for name in names]
         encoded = {
@@ -521,7 +538,12 @@ def _storyboard(settings: Settings, rendition: Path, duration: float, directory:
     gop = encode.gop_seconds(settings.segment_seconds)
     interval = thumbnails.storyboard_interval(duration, settings.storyboard_interval_seconds, gop)
     return thumbnails.make_storyboard(
-        str(rendition), duration, directory, interval, keyframes_only=True
+        str(rendition),
+        duration,
+        directory,
+        interval,
+        keyframes_only=True,
+        timeout=settings.tool_timeout_seconds,
     )
 
 
@@ -543,7 +565,9 @@ def make_thumbnails(job: Mapping[str, Any] | None, *, settings: Settings) -> dic
     )
     with _scratch(settings) as scratch:
         directory = Path(scratch) / "thumbnails"
-        posters = thumbnails.make_posters(url, probe.duration, directory)
+        posters = thumbnails.make_posters(
+            url, probe.duration, directory, timeout=settings.tool_timeout_seconds
+        )
         prefix = objects.version_prefix(video_id, version) + "thumbnails/"
         objects.upload_tree(s3, directory, settings.bucket_media, prefix)
     urls = {
@@ -782,12 +806,25 @@ def record_unexpected_failure(
     what: str,
     error: BaseException | None,
 ) -> None:
-    """Record an unexpected task failure on every video it concerned."""
-    detail = f"{type(error).__name__}: {error}" if error else "the task failed"
-    reason = f"Internal error while {what}: {detail}"[: catalog.MAX_REASON]
+    """Record an unexpected task failure on every video it concerned: the uploader reads
+    a fixed sentence; the (redacted) error goes to the task log only."""
+    reason = internal_error_reason(what)[: catalog.MAX_REASON]
+    detail = describe_error(error) if error else "the task failed"
     for video_id in dict.fromkeys(video_ids):
         if catalog.mark_failed(settings=settings, video_id=video_id, run_id=run_id, reason=reason):
-            log.error("video %s marked failed: %s", video_id, reason)
+            log.error("video %s marked failed: %s (%s)", video_id, reason, detail)
+
+
+def internal_error_reason(what: str) -> str:
+    """What an uploader reads when processing failed for a reason not their file's.
+    ``what`` is one of the step names of this module ("publishing", "running transcode")."""
+    return f"Internal error while {what}; an operator can find the details in the task log."
+
+
+def describe_error(error: BaseException) -> str:
+    """An exception and its traceback for the task log, credentials redacted (a
+    presigned URL can sit in a subprocess command line)."""
+    return redact("".join(traceback.format_exception(error)).strip())
 
 
 def summarize(outcomes: Iterable[Mapping[str, Any] | None]) -> dict[str, list[str]]:
