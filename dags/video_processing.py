@@ -22,9 +22,12 @@ Celery pool, one more decode per rendition).
 
 **Outcomes.** An invalid source (not media, empty, truncated, no video, > 8K, too long,
 undecodable) ends `failed` with a readable `failure_reason` and the run stays green.
-Unexpected task failures are retried; the last failure is recorded on the video by the
-failure callback and fails the run's `report` task. Duplicate messages are harmless: a
-video already processed, or claimed by another active run, is skipped.
+Every task has an `execution_timeout` (`VIDFLOW_PROCESSING_TASK_TIMEOUT_MINUTES`,
+`VIDFLOW_TRANSCODE_TASK_TIMEOUT_MINUTES` for transcode) and every ffprobe/ffmpeg call a
+timeout of its own. Unexpected task failures are retried; the last failure is recorded
+on the video by the failure callback and fails the run's `report` task. Duplicate
+messages are harmless: a video already processed, or claimed by another active run, is
+skipped.
 
 Output: `media/videos/{video_id}/{version}/` in the media bucket; see the README,
 section "Video processing".
@@ -52,6 +55,7 @@ settings = get_settings()
     default_args={
         "retries": 2,
         "retry_delay": timedelta(seconds=20),
+        "execution_timeout": timedelta(minutes=settings.processing_task_timeout_minutes),
         "on_failure_callback": on_task_failure,
     },
     params={
@@ -99,7 +103,7 @@ def video_processing() -> None:
         pool="transcode",
         queue="transcode",
         map_index_template="{{ task.op_kwargs['encode']['label'] }}",
-        execution_timeout=timedelta(hours=12),
+        execution_timeout=timedelta(minutes=settings.transcode_task_timeout_minutes),
     )
     def transcode(encode: dict[str, Any], **context: Any) -> list[dict[str, Any]]:
         from vidflow.processing.steps import transcode_encode

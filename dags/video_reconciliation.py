@@ -35,7 +35,11 @@ settings = get_settings()
     catchup=False,
     max_active_runs=1,
     tags=["vidflow", "media", "maintenance"],
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=1)},
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "execution_timeout": timedelta(minutes=settings.processing_task_timeout_minutes),
+    },
     doc_md=__doc__,
 )
 def video_reconciliation() -> None:

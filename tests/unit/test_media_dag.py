@@ -24,7 +24,12 @@ def refuse(*args, **kwargs):
 socket.socket.connect = refuse
 socket.create_connection = refuse
 
+from datetime import timedelta
+
 from airflow.serialization.serialized_objects import DagSerialization
+from vidflow.config import get_settings
+
+settings = get_settings()
 
 report = {}
 for name in ("video_processing", "video_reconciliation"):
@@ -35,6 +40,8 @@ for name in ("video_processing", "video_reconciliation"):
     dag = getattr(module, name)()
     serialized = DagSerialization.to_dict(dag)["dag"]
     report[name] = {
+        "task_timeout": str(timedelta(minutes=settings.processing_task_timeout_minutes)),
+        "transcode_timeout": str(timedelta(minutes=settings.transcode_task_timeout_minutes)),
         "schedule": str(serialized.get("timetable", {}).get("__type")),
         "assets": serialized.get("timetable", {}).get("__var", {}),
         "max_active_runs": dag.max_active_runs,
@@ -50,6 +57,11 @@ for name in ("video_processing", "video_reconciliation"):
                 "mapped": "Mapped" in type(t).__name__,
                 "retries": (
                     t.partial_kwargs.get("retries") if "Mapped" in type(t).__name__ else t.retries
+                ),
+                "execution_timeout": (
+                    t.partial_kwargs.get("execution_timeout")
+                    if "Mapped" in type(t).__name__
+                    else t.execution_timeout
                 ),
             }
             for t in dag.tasks
@@ -119,6 +131,17 @@ def test_reconciliation_is_periodic(report: dict[str, Any]) -> None:
     assert "Delta" in dag["schedule"] or "delta" in dag["schedule"].lower()
     assert dag["max_active_runs"] == 1
     assert dag["tasks"]["sweep_orphaned_versions"]["upstream"] == ["reenqueue_stuck_videos"]
+
+
+def test_every_task_has_an_execution_timeout(report: dict[str, Any]) -> None:
+    for dag_id in ("video_processing", "video_reconciliation"):
+        dag = report[dag_id]
+        for name, task in dag["tasks"].items():
+            expected = dag["transcode_timeout"] if name == "transcode" else dag["task_timeout"]
+            assert task["execution_timeout"] == expected, (dag_id, name)
+    # Hand-computed from the defaults (60 min; 12 h for an encode).
+    assert report["video_processing"]["task_timeout"] == "1:00:00"
+    assert report["video_processing"]["transcode_timeout"] == "12:00:00"
 
 
 def test_dag_files_exist() -> None:
