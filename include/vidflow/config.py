@@ -18,7 +18,7 @@ from urllib.parse import quote
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from vidflow.regions import REGION_NAMES
+from vidflow.regions import REGION_NAMES, RegionName
 
 #: The repository checkout this module lives in (include/vidflow/config.py -> repo).
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -357,6 +357,35 @@ class Settings(BaseSettings):
         description="Per-region CDN edges as region=url pairs, comma-separated (e.g. "
         "us-east=http://127.0.0.1:8101). The viewer API hands each viewer the manifest URLs "
         "of their region's edge; a region without one gets cdn_base_url.",
+    )
+    viewer_default_region: RegionName = Field(
+        "us-east",
+        description="Region of a recommendations, related or trending request that names none.",
+    )
+    recs_session_window_seconds: int = Field(
+        1800,
+        ge=10,
+        description="A viewer's session: videos they posted events for in this many seconds "
+        "are dropped from their recommendations and their related videos move up; older "
+        "session_activity rows are pruned.",
+    )
+    recs_session_videos: int = Field(
+        5,
+        ge=1,
+        le=50,
+        description="Most recent session videos whose related lists re-rank recommendations.",
+    )
+    recs_cache_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="How long a process keeps a viewer's last answer to serve it (header "
+        "X-Vidflow-Degraded: cache) while the catalog is unavailable.",
+    )
+    recs_catalog_timeout_ms: int = Field(
+        1000,
+        ge=50,
+        description="Connect and statement timeout of the serving reads; past it the answer "
+        "is degraded (cache or trending) instead of late.",
     )
     webapp_upload_url: str = Field(
         "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
@@ -9,6 +10,7 @@ from fastapi import Depends, Header, Request
 from vidflow.accounts.deps import NotAuthenticated, SettingsDep
 from vidflow.accounts.security import InvalidToken, TokenClaims, decode_access_token
 from vidflow.viewer.event_log import EventLog
+from vidflow.viewer.recommendations import Serving
 
 
 def get_optional_user(
@@ -40,3 +42,20 @@ def get_event_log(request: Request) -> EventLog:
 
 
 EventLogDep = Annotated[EventLog, Depends(get_event_log)]
+
+
+_serving_lock = threading.Lock()
+
+
+def get_serving(request: Request, settings: SettingsDep) -> Serving:
+    """The app's serving reads (made on first use: its caches live as long as the app)."""
+    serving: Serving | None = getattr(request.app.state, "serving", None)
+    if serving is None:
+        with _serving_lock:
+            serving = getattr(request.app.state, "serving", None)
+            if serving is None:
+                serving = request.app.state.serving = Serving(settings)
+    return serving
+
+
+ServingDep = Annotated[Serving, Depends(get_serving)]

@@ -10,17 +10,19 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from vidflow.accounts.deps import CurrentUser, SessionDep, SettingsDep
-from vidflow.regions import RegionName
+from vidflow.regions import Device, RegionName
 from vidflow.viewer import service
-from vidflow.viewer.deps import EventLogDep, OptionalUser
+from vidflow.viewer.deps import EventLogDep, OptionalUser, ServingDep
+from vidflow.viewer.recommendations import DEGRADED_HEADER, Served
 from vidflow.viewer.schemas import (
     EventBatchIn,
     EventsResult,
     OwnVideo,
     OwnVideoPage,
+    RecommendationList,
     RejectedEventOut,
     VideoPublic,
     VideoUpdate,
@@ -85,16 +87,22 @@ def edit_video(
 
 @router.post("/v1/events", response_model=EventsResult, tags=["events"])
 async def post_events(
-    batch: EventBatchIn, user: OptionalUser, settings: SettingsDep, event_log: EventLogDep
+    batch: EventBatchIn,
+    user: OptionalUser,
+    settings: SettingsDep,
+    event_log: EventLogDep,
+    serving: ServingDep,
 ) -> EventsResult:
     """Record watch events. Each item is accepted or rejected on its own; the answer
     comes once the accepted ones are durably stored (503 and nothing accepted if they
-    could not be). Anonymous without a token."""
+    could not be). Anonymous without a token; a signed-in viewer's events also update
+    their session, which re-ranks their next recommendations."""
     intake = await service.record_events(
         log=event_log,
         settings=settings,
         items=batch.events,
         user_id=user.user_id if user else None,
+        sessions=serving.sessions,
     )
     return EventsResult(
         received_at=intake.received_at,
@@ -104,3 +112,77 @@ async def post_events(
             for r in intake.rejected
         ],
     )
+
+
+# --- recommendations ------------------------------------------------------------------------
+
+RegionQuery = Annotated[
+    RegionName | None,
+    Query(
+        description="The viewer's region (trending list, poster URLs on its edge); "
+        "default VIDFLOW_VIEWER_DEFAULT_REGION."
+    ),
+]
+LimitQuery = Annotated[int, Query(ge=1, le=PAGE_MAX)]
+
+
+def _shaped(served: Served, response: Response) -> RecommendationList:
+    if served.degraded:
+        response.headers[DEGRADED_HEADER] = served.degraded
+    return served.answer
+
+
+@router.get("/v1/me/recommendations", response_model=RecommendationList, tags=["recommendations"])
+def my_recommendations(
+    user: CurrentUser,
+    serving: ServingDep,
+    settings: SettingsDep,
+    response: Response,
+    limit: LimitQuery = PAGE_DEFAULT,
+    region: RegionQuery = None,
+    device: Annotated[
+        Device | None, Query(description="tv gets large posters, others small ones.")
+    ] = None,
+) -> RecommendationList:
+    """The caller's recommendations: precomputed top-N minus what they watched (history
+    and this session), videos related to this session's watches first, regional trending
+    to fill. Degraded answers (catalog unavailable) carry `X-Vidflow-Degraded`."""
+    served = serving.for_viewer(
+        user_id=user.user_id,
+        region=region or settings.viewer_default_region,
+        device=device,
+        limit=limit,
+    )
+    return _shaped(served, response)
+
+
+@router.get(
+    "/v1/videos/{video_id}/related", response_model=RecommendationList, tags=["recommendations"]
+)
+def related_videos(
+    video_id: str,
+    serving: ServingDep,
+    settings: SettingsDep,
+    response: Response,
+    limit: LimitQuery = PAGE_DEFAULT,
+    region: RegionQuery = None,
+) -> RecommendationList:
+    """ "More like this": the video's precomputed related list, then regional trending.
+    404 for anything that is not a processed video."""
+    served = serving.for_video(
+        video_id=_video_id(video_id), region=region or settings.viewer_default_region, limit=limit
+    )
+    return _shaped(served, response)
+
+
+@router.get("/v1/trending", response_model=RecommendationList, tags=["recommendations"])
+def trending(
+    serving: ServingDep,
+    settings: SettingsDep,
+    response: Response,
+    limit: LimitQuery = PAGE_DEFAULT,
+    region: RegionQuery = None,
+) -> RecommendationList:
+    """The region's trending videos (then the global list), for anyone."""
+    served = serving.for_region(region=region or settings.viewer_default_region, limit=limit)
+    return _shaped(served, response)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -23,6 +23,7 @@ from vidflow.catalog.fields import (
     clean_text,
     normalize_tags,
 )
+from vidflow.regions import RegionName
 
 
 class VideoPublic(BaseModel):
@@ -147,3 +148,29 @@ class EventsResult(BaseModel):
     received_at: datetime
     accepted: list[uuid.UUID]
     rejected: list[RejectedEventOut]
+
+
+class RecommendedVideo(BaseModel):
+    """One item of a recommendations, related or trending list."""
+
+    video_id: uuid.UUID
+    title: str
+    duration_seconds: float | None
+    poster_url: str | None = Field(
+        description="Poster thumbnail on the region's CDN edge (large for TVs), or null."
+    )
+    source: Literal["collaborative", "co-watch", "content", "trending", "session"] = Field(
+        description="Where the item comes from: the precomputed lists (collaborative, "
+        "co-watch, content), regional trending, or the viewer's current session."
+    )
+    score: float = Field(description="The source's own score; the list order is the ranking.")
+    reason: str = Field(description="Why it is there, for the viewer.")
+
+
+class RecommendationList(BaseModel):
+    """A ranked list, stamped with the model version that computed it."""
+
+    model_version: str | None = Field(description="Null when no model has scored yet.")
+    generated_at: datetime | None = Field(description="When the precomputed rows were made.")
+    region: RegionName
+    items: list[RecommendedVideo]

@@ -8,9 +8,11 @@ renders; none of them knows about requests or responses.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -25,7 +27,11 @@ from vidflow.problems import Problem
 from vidflow.viewer.edges import region_url
 from vidflow.viewer.event_log import EventLog, EventsNotStored
 from vidflow.viewer.intake import EventRules, Intake, check_events
+from vidflow.viewer.recommendations import CATALOG_DOWN
 from vidflow.viewer.schemas import OwnVideo, OwnVideoPage, VideoPublic, VideoUpdate
+from vidflow.viewer.session import SessionWriter
+
+logger = logging.getLogger(__name__)
 
 #: Seconds a client should wait before resending events after a 503.
 EVENTS_RETRY_AFTER: Final = 2
@@ -191,10 +197,15 @@ async def record_events(
     items: Sequence[object],
     user_id: uuid.UUID | None,
     received_at: datetime | None = None,
+    sessions: SessionWriter | None = None,
 ) -> Intake:
     """Validate each item, store the accepted ones durably (group commit), and say which
     were accepted and why the others were not. EventBatchTooLarge above the batch limit,
-    EventsUnavailable when the write failed (then nothing is accepted)."""
+    EventsUnavailable when the write failed (then nothing is accepted).
+
+    Then, for a signed-in viewer, the accepted events update the session (``sessions``)
+    before the answer, so the next recommendations read sees them. That is best effort:
+    the events are already stored, so a catalog outage costs only the re-rank."""
     if len(items) > settings.events_max_batch:
         raise EventBatchTooLarge(
             f"{len(items)} events in one request; at most {settings.events_max_batch} are "
@@ -210,4 +221,9 @@ async def record_events(
         await log.append(intake.accepted)
     except EventsNotStored:
         raise EventsUnavailable() from None
+    if sessions is not None and user_id is not None and intake.accepted:
+        try:
+            await asyncio.to_thread(sessions.record, intake.accepted, now=intake.received_at)
+        except CATALOG_DOWN as exc:
+            logger.warning("session not updated (catalog unavailable): %s", type(exc).__name__)
     return intake

@@ -1,0 +1,427 @@
+"""Serving recommendations: a viewer's list, "more like this" and regional trending.
+
+Each answer is one catalog round trip: a single statement reads the precomputed rows
+(``recommendations``, ``related_videos``, ``trending_videos``), the viewer's session
+(``session_activity``), their history where it meets the candidates (``watch_history``)
+and the candidates' titles and posters (``videos``), every part an index lookup by its
+shard key. :mod:`vidflow.viewer.ranking` assembles the list; no model runs here.
+
+The reads use an engine of their own with short connect and statement timeouts
+(``VIDFLOW_RECS_CATALOG_TIMEOUT_MS``). When the catalog is unavailable the answer is
+degraded, never an error: the same request's answer of the last
+``VIDFLOW_RECS_CACHE_SECONDS`` (``cache``), else the region's last known trending list
+(``trending``). Only a process that never reached the catalog answers 503.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cached_property, lru_cache
+from typing import Any, Final, Literal
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from vidflow.config import Settings
+from vidflow.problems import Problem
+from vidflow.viewer import ranking
+from vidflow.viewer.edges import region_url
+from vidflow.viewer.ranking import Pick, Ranked, Related
+from vidflow.viewer.schemas import RecommendationList, RecommendedVideo
+from vidflow.viewer.session import SessionWriter
+
+log = logging.getLogger(__name__)
+
+Degraded = Literal["cache", "trending"]
+#: Response header naming how a degraded answer was made.
+DEGRADED_HEADER: Final = "X-Vidflow-Degraded"
+#: The catalog errors that degrade an answer (a bug in a statement still fails loudly).
+CATALOG_DOWN: Final = (OperationalError, InterfaceError, PoolTimeout)
+#: Answers kept per process for degraded mode.
+CACHE_ENTRIES: Final = 20_000
+#: Seconds between two warnings about an unavailable catalog.
+WARN_EVERY_SECONDS: Final = 10.0
+RETRY_AFTER: Final = 2
+
+
+class CatalogUnavailable(Problem):
+    status = 503
+    title = "Catalog unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "recommendations cannot be read right now and none are cached; retry shortly",
+            headers={"Retry-After": str(RETRY_AFTER)},
+        )
+
+
+class VideoNotServed(Problem):
+    status = 404
+    title = "Video not found"
+
+    def __init__(self) -> None:
+        super().__init__("no published video has this id")
+
+
+@dataclass(frozen=True)
+class Served:
+    """An answer and, when the catalog was unavailable, how it was made instead."""
+
+    answer: RecommendationList
+    degraded: Degraded | None = None
+
+
+# --- the reads ------------------------------------------------------------------------------
+
+_TRENDING = """
+trend AS (
+    SELECT region, rank, video_id, score, model_version, generated_at FROM trending_videos
+    WHERE region IN (:region, 'global') AND rank <= :depth
+)"""
+_TRENDING_JSON = """
+    (SELECT json_agg(json_build_array(video_id, score, region, model_version, generated_at)
+            ORDER BY region = 'global', rank) FROM trend) AS trending"""
+_VIDEOS_JSON = """
+    (SELECT json_agg(json_build_array(v.video_id, v.title, v.duration_seconds, v.thumbnail_urls))
+     FROM videos v WHERE v.video_id IN (SELECT video_id FROM cand) AND v.status = 'processed')
+     AS videos"""
+
+VIEWER_READ: Final = text(
+    f"""
+WITH sess AS (
+    SELECT video_id, last_event_at FROM session_activity
+    WHERE user_id = :user_id AND last_event_at > :since
+    ORDER BY last_event_at DESC LIMIT :session_videos
+), recs AS (
+    SELECT rank, video_id, score, source, model_version, generated_at FROM recommendations
+    WHERE user_id = :user_id ORDER BY rank LIMIT :depth
+), rel AS (
+    SELECT video_id AS anchor, related_video_id, rank, score, source FROM related_videos
+    WHERE video_id IN (SELECT video_id FROM sess) AND rank <= :depth
+), {_TRENDING}, cand AS (
+    SELECT video_id FROM sess UNION SELECT video_id FROM recs
+    UNION SELECT related_video_id FROM rel UNION SELECT video_id FROM trend
+)
+SELECT
+    (SELECT json_agg(video_id ORDER BY last_event_at DESC) FROM sess) AS session,
+    (SELECT json_agg(json_build_array(video_id, score, source, model_version, generated_at)
+            ORDER BY rank) FROM recs) AS recs,
+    (SELECT json_agg(json_build_array(anchor, related_video_id, rank, score, source))
+     FROM rel) AS related,
+    {_TRENDING_JSON},
+    (SELECT json_agg(w.video_id) FROM watch_history w
+     WHERE w.user_id = :user_id AND w.video_id IN (SELECT video_id FROM cand)) AS watched,
+    {_VIDEOS_JSON}
+"""  # noqa: S608 (constant fragments; every value is a bound parameter)
+)
+
+VIDEO_READ: Final = text(
+    f"""
+WITH rel AS (
+    SELECT video_id AS anchor, related_video_id, rank, score, source, model_version,
+           generated_at
+    FROM related_videos WHERE video_id = :video_id AND rank <= :depth
+), {_TRENDING}, cand AS (
+    SELECT CAST(:video_id AS uuid) AS video_id UNION SELECT related_video_id FROM rel
+    UNION SELECT video_id FROM trend
+)
+SELECT
+    (SELECT json_agg(json_build_array(anchor, related_video_id, rank, score, source,
+                                      model_version, generated_at) ORDER BY rank)
+     FROM rel) AS related,
+    {_TRENDING_JSON},
+    {_VIDEOS_JSON}
+"""  # noqa: S608 (constant fragments; every value is a bound parameter)
+)
+
+REGION_READ: Final = text(
+    f"""
+WITH {_TRENDING}, cand AS (SELECT video_id FROM trend)
+SELECT {_TRENDING_JSON}, {_VIDEOS_JSON}
+"""  # noqa: S608
+)
+
+
+@dataclass(frozen=True)
+class Card:
+    """What an item shows of a video."""
+
+    title: str
+    duration_seconds: float | None
+    thumbnails: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """Which model made a list, and when."""
+
+    model_version: str | None = None
+    generated_at: datetime | None = None
+
+    @classmethod
+    def of(cls, row: Sequence[Any] | None) -> Stamp:
+        if row is None:
+            return cls()
+        return cls(str(row[0]), datetime.fromisoformat(row[1]))
+
+
+@dataclass(frozen=True)
+class TrendingList:
+    """A region's trending list as last read, for degraded answers."""
+
+    rows: tuple[Ranked, ...]
+    cards: dict[str, Card]
+    stamp: Stamp
+
+
+def _cards(rows: list[list[Any]] | None) -> dict[str, Card]:
+    return {r[0]: Card(r[1], r[2], r[3] or {}) for r in rows or ()}
+
+
+def _trending_rows(rows: list[list[Any]] | None) -> tuple[Ranked, ...]:
+    return tuple(Ranked(r[0], float(r[1]), r[2]) for r in rows or ())
+
+
+def _related_rows(rows: list[list[Any]] | None) -> list[Related]:
+    return [Related(r[0], r[1], int(r[2]), float(r[3]), r[4]) for r in rows or ()]
+
+
+@lru_cache(maxsize=4)
+def _serving_engine(url: str, timeout_ms: int) -> Engine:
+    # No pre-ping (a round trip per request): a connection broken by a catalog restart
+    # fails one read, which is degraded, and the pool drops it.
+    return create_engine(
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_timeout=timeout_ms / 1000,
+        connect_args={
+            "connect_timeout": max(2, math.ceil(timeout_ms / 1000)),
+            "options": f"-c statement_timeout={timeout_ms}",
+        },
+    )
+
+
+class _Recent:
+    """A small thread-safe LRU of answers with their age."""
+
+    def __init__(self, entries: int) -> None:
+        self.entries = entries
+        self._items: OrderedDict[Hashable, tuple[float, RecommendationList]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, key: Hashable, answer: RecommendationList) -> None:
+        with self._lock:
+            self._items[key] = (time.monotonic(), answer)
+            self._items.move_to_end(key)
+            if len(self._items) > self.entries:
+                self._items.popitem(last=False)
+
+    def get(self, key: Hashable, *, max_age: float) -> RecommendationList | None:
+        with self._lock:
+            entry = self._items.get(key)
+        if entry is None or time.monotonic() - entry[0] > max_age:
+            return None
+        return entry[1]
+
+
+@dataclass
+class Serving:
+    """The serving reads of one API process, with its degraded-mode memory."""
+
+    settings: Settings
+    _answers: _Recent = field(default_factory=lambda: _Recent(CACHE_ENTRIES))
+    _trending: dict[str, TrendingList] = field(default_factory=dict)
+    _last_warning: float = 0.0
+
+    @property
+    def engine(self) -> Engine:
+        return _serving_engine(self.settings.catalog_url, self.settings.recs_catalog_timeout_ms)
+
+    @cached_property
+    def sessions(self) -> SessionWriter:
+        return SessionWriter(
+            self.engine, window=timedelta(seconds=self.settings.recs_session_window_seconds)
+        )
+
+    # --- the three lists ------------------------------------------------------------------
+
+    def for_viewer(
+        self,
+        *,
+        user_id: uuid.UUID,
+        region: str,
+        device: str | None,
+        limit: int,
+        now: datetime | None = None,
+    ) -> Served:
+        """A signed-in viewer's recommendations (see :mod:`vidflow.viewer.ranking`)."""
+        settings = self.settings
+
+        def read() -> RecommendationList:
+            since = (now or datetime.now(UTC)) - timedelta(
+                seconds=settings.recs_session_window_seconds
+            )
+            got = self._read(
+                VIEWER_READ,
+                user_id=user_id,
+                since=since,
+                session_videos=settings.recs_session_videos,
+                region=region,
+                depth=_depth(limit),
+            )
+            trending = self._remember_trending(region, got)
+            cards = _cards(got["videos"])
+            recs = got["recs"] or []
+            picks = ranking.for_viewer(
+                precomputed=[Ranked(r[0], float(r[1]), r[2]) for r in recs],
+                session=got["session"] or [],
+                related=_related_rows(got["related"]),
+                trending=trending.rows,
+                watched=set(got["watched"] or ()),
+                playable=cards.keys(),
+                limit=limit,
+            )
+            stamp = Stamp.of(recs[0][3:5]) if recs else trending.stamp
+            return self._answer(picks, cards, stamp, region, device)
+
+        key = ("viewer", user_id, region, device, limit)
+        return self._serve(key, region, read, limit=limit, device=device)
+
+    def for_video(self, *, video_id: uuid.UUID, region: str, limit: int) -> Served:
+        """ "More like this": VideoNotServed unless the video is processed."""
+
+        def read() -> RecommendationList:
+            got = self._read(VIDEO_READ, video_id=video_id, region=region, depth=_depth(limit))
+            cards = _cards(got["videos"])
+            if str(video_id) not in cards:
+                raise VideoNotServed()
+            trending = self._remember_trending(region, got)
+            rows = got["related"] or []
+            picks = ranking.for_video(
+                video_id=str(video_id),
+                related=_related_rows(rows),
+                trending=trending.rows,
+                playable=cards.keys(),
+                limit=limit,
+            )
+            stamp = Stamp.of(rows[0][5:7]) if rows else trending.stamp
+            return self._answer(picks, cards, stamp, region, None)
+
+        key = ("video", video_id, region, limit)
+        return self._serve(key, region, read, limit=limit, device=None, skip=str(video_id))
+
+    def for_region(self, *, region: str, limit: int) -> Served:
+        """The region's trending list (then the global one), for anonymous viewers."""
+
+        def read() -> RecommendationList:
+            got = self._read(REGION_READ, region=region, depth=_depth(limit))
+            trending = self._remember_trending(region, got)
+            picks = ranking.for_region(
+                trending=trending.rows, playable=trending.cards.keys(), limit=limit
+            )
+            return self._answer(picks, trending.cards, trending.stamp, region, None)
+
+        key = ("region", region, limit)
+        return self._serve(key, region, read, limit=limit, device=None)
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _read(self, statement: Any, **params: Any) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            return dict(conn.execute(statement, params).one()._mapping)
+
+    def _remember_trending(self, region: str, got: dict[str, Any]) -> TrendingList:
+        rows = _trending_rows(got["trending"])
+        cards = _cards(got["videos"])
+        stamp = Stamp.of(got["trending"][0][3:5]) if rows else Stamp()
+        trending = TrendingList(
+            rows, {r.video_id: cards[r.video_id] for r in rows if r.video_id in cards}, stamp
+        )
+        self._trending[region] = trending
+        return trending
+
+    def _answer(
+        self,
+        picks: list[Pick],
+        cards: dict[str, Card],
+        stamp: Stamp,
+        region: str,
+        device: str | None,
+    ) -> RecommendationList:
+        titles = {video_id: card.title for video_id, card in cards.items()}
+        kind = "large" if device == "tv" else "small"
+        items = []
+        for pick in picks:
+            card = cards[pick.video_id]
+            poster = card.thumbnails.get(kind) or card.thumbnails.get("small")
+            items.append(
+                RecommendedVideo(
+                    video_id=uuid.UUID(pick.video_id),
+                    title=card.title,
+                    duration_seconds=card.duration_seconds,
+                    poster_url=(
+                        region_url(poster, region=region, settings=self.settings)
+                        if poster
+                        else None
+                    ),
+                    source=pick.source,
+                    score=pick.score,
+                    reason=ranking.reason(pick, titles=titles, region=region),
+                )
+            )
+        return RecommendationList(
+            model_version=stamp.model_version,
+            generated_at=stamp.generated_at,
+            region=region,
+            items=items,
+        )
+
+    def _serve(
+        self,
+        key: Hashable,
+        region: str,
+        read: Any,
+        *,
+        limit: int,
+        device: str | None,
+        skip: str | None = None,
+    ) -> Served:
+        try:
+            answer: RecommendationList = read()
+        except CATALOG_DOWN as exc:
+            self._warn(exc)
+            cached = self._answers.get(key, max_age=self.settings.recs_cache_seconds)
+            if cached is not None:
+                return Served(cached, "cache")
+            trending = self._trending.get(region)
+            if trending is None:
+                raise CatalogUnavailable() from None
+            picks = ranking.for_region(
+                trending=[r for r in trending.rows if r.video_id != skip],
+                playable=trending.cards.keys(),
+                limit=limit,
+            )
+            fallback = self._answer(picks, trending.cards, trending.stamp, region, device)
+            return Served(fallback, "trending")
+        self._answers.put(key, answer)
+        return Served(answer)
+
+    def _warn(self, exc: Exception) -> None:
+        if time.monotonic() - self._last_warning >= WARN_EVERY_SECONDS:
+            self._last_warning = time.monotonic()
+            log.warning("catalog unavailable, serving degraded answers: %s", type(exc).__name__)
+
+
+def _depth(limit: int) -> int:
+    """Rows read per precomputed list: room for what the filters drop."""
+    return 2 * limit + 10
