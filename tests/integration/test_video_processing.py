@@ -40,6 +40,7 @@ from vidflow.catalog.models import Video
 from vidflow.config import Settings
 from vidflow.processing.catalog import video_state
 from vidflow.processing.objects import iter_keys, video_prefix
+from vidflow.processing.steps import sweep_orphaned_versions
 from vidflow.storage import file_sha256, original_key, s3_client, sqs_client
 
 DAG_ID = "video_processing"
@@ -558,9 +559,16 @@ def test_force_retranscode_from_params_replaces_the_version(
     assert after is not None and after["status"] == "processed"
     assert after["media_version"] != before["media_version"]
     assert {r["version"] for r in after["renditions"]} == {after["media_version"]}
-    # The previous version's objects are gone; only the new version remains.
-    assert all(f"/{after['media_version']}/" in k for k in media_keys(stack, video_id))
+    # The previous version stays readable (players mid-stream) until the sweep removes it
+    # after the grace period; here with a zero grace period.
+    assert set(old_keys) <= set(media_keys(stack, video_id))
     check_stream(after, batch.sources["one_second"], VALID["one_second"])
+    sweep_orphaned_versions(
+        settings=stack.model_copy(update={"superseded_grace_hours": 0}),
+        is_run_active=lambda run_id: False,
+        only=[video_id],
+    )
+    assert all(f"/{after['media_version']}/" in k for k in media_keys(stack, video_id))
 
     # Without force, a processed video is left alone (a duplicate message, a second click).
     run_id = airflow.trigger(DAG_ID, {"video_id": video_id, "force": False})

@@ -297,19 +297,64 @@ def test_sweep_removes_orphaned_versions_only(stack: Settings, video: str) -> No
     assert run_pipeline(stack, video, "run-s")["status"] == steps.PUBLISHED
     live = video_state(settings=stack, video_id=video)["media_version"]  # type: ignore[index]
     s3 = s3_client(stack)
+    # Staging of a run that died before packaging (no master playlist) ...
     orphan = objects.version_prefix(video, "vdeadbeef0000")
-    objects.put_text(s3, stack.bucket_media, orphan + "master.m3u8", "#EXTM3U\n")
+    objects.put_text(s3, stack.bucket_media, orphan + "120p/seg_00001.m4s", "x")
+    # ... and one that died after packaging, before its publish.
+    packaged = objects.version_prefix(video, "vdeadbeef0001")
+    objects.put_text(s3, stack.bucket_media, packaged + "master.m3u8", "#EXTM3U\n")
     # Not old enough yet: kept.
     steps.sweep_orphaned_versions(settings=stack, is_run_active=never_active, only=[video])
     assert any(k.startswith(orphan) for k in media_keys(stack, video))
-    # With a zero grace period it goes; the live version stays.
+    # Once no run can still be writing them: the staging goes; the packaged version
+    # could have been read, so it gets the grace period first.
     immediate = stack.model_copy(update={"stuck_processing_minutes": 0})
-    removed = steps.sweep_orphaned_versions(
+    swept = steps.sweep_orphaned_versions(
         settings=immediate, is_run_active=never_active, only=[video]
-    )["removed"]
-    assert orphan in removed
+    )
+    assert swept == {"removed": [orphan], "marked": [packaged]}
+    assert objects.superseded_at(s3, stack.bucket_media, packaged) is not None
+    no_grace = immediate.model_copy(update={"superseded_grace_hours": 0})
+    swept = steps.sweep_orphaned_versions(
+        settings=no_grace, is_run_active=never_active, only=[video]
+    )
+    assert swept == {"removed": [packaged], "marked": []}
     keys = media_keys(stack, video)
     assert keys and all(f"/{live}/" in k for k in keys)
+
+
+def test_a_superseded_version_stays_readable_for_the_grace_period(
+    stack: Settings, video: str
+) -> None:
+    assert run_pipeline(stack, video, "run-old")["status"] == steps.PUBLISHED
+    old = video_state(settings=stack, video_id=video)
+    assert old is not None
+    old_keys = media_keys(stack, video)
+    assert run_pipeline(stack, video, "run-new", force=True)["status"] == steps.PUBLISHED
+    new = video_state(settings=stack, video_id=video)
+    assert new is not None and new["media_version"] != old["media_version"]
+
+    # A player that loaded the old master playlist keeps reading its segments.
+    assert set(old_keys) <= set(media_keys(stack, video))
+    old_prefix = objects.version_prefix(video, old["media_version"])
+    segment = next(k for k in old_keys if k.endswith(".m4s"))
+    assert httpx.get(objects.public_url(stack, segment), timeout=10).status_code == 200
+    assert objects.superseded_at(s3_client(stack), stack.bucket_media, old_prefix) is not None
+
+    # The sweep keeps it during the grace period, even with no run active ...
+    kept = steps.sweep_orphaned_versions(
+        settings=stack.model_copy(update={"stuck_processing_minutes": 0}),
+        is_run_active=never_active,
+        only=[video],
+    )
+    assert kept == {"removed": [], "marked": []}
+    assert set(old_keys) <= set(media_keys(stack, video))
+    # ... and removes it once the grace period is over; the live version stays.
+    over = stack.model_copy(update={"superseded_grace_hours": 0})
+    swept = steps.sweep_orphaned_versions(settings=over, is_run_active=never_active, only=[video])
+    assert swept["removed"] == [old_prefix]
+    keys = media_keys(stack, video)
+    assert keys and all(f"/{new['media_version']}/" in k for k in keys)
 
 
 def test_an_original_that_differs_from_the_upload_ends_failed(

@@ -11,7 +11,10 @@ Media of one version lives under ``media/videos/{video_id}/{version}/`` in the m
     thumbnails/storyboard_001.jpg ..., thumbnails/storyboard.vtt
 
 A version is immutable once written, so everything is cacheable forever; what readers see
-changes only when the catalog points at another version.
+changes only when the catalog points at another version. The version a publish replaces
+stays readable for a grace period (players mid-stream, caches): publishing writes
+``{version}/.superseded.json`` into it, and the orphan sweep deletes the version once
+that marker is older than ``superseded_grace_hours``.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ CONTENT_TYPES: Final = {
     ".json": "application/json",
 }
 IMMUTABLE: Final = "public, max-age=31536000, immutable"
+#: Written into a version when a newer one is published; its age starts the grace period.
+SUPERSEDED_MARKER: Final = ".superseded.json"
 UPLOAD_THREADS: Final = 8
 
 
@@ -201,3 +206,30 @@ def ensure_public_read(settings: Settings, s3: S3Client | None = None) -> None:
     s3.put_bucket_policy(
         Bucket=settings.bucket_media, Policy=public_read_policy(settings.bucket_media)
     )
+
+
+def object_time(s3: S3Client, bucket: str, key: str) -> datetime | None:
+    """When an object was written, or None when it does not exist."""
+    try:
+        return s3.head_object(Bucket=bucket, Key=key)["LastModified"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+
+
+def mark_superseded(s3: S3Client, bucket: str, prefix: str, *, by: str) -> None:
+    """Note in a version's prefix that version ``by`` replaced it (now): the sweep removes
+    it once the grace period has passed."""
+    s3.put_object(
+        Bucket=bucket,
+        Key=prefix + SUPERSEDED_MARKER,
+        Body=json.dumps({"superseded_by": by}).encode(),
+        ContentType="application/json",
+        CacheControl="no-store",
+    )
+
+
+def superseded_at(s3: S3Client, bucket: str, prefix: str) -> datetime | None:
+    """When a version was superseded (its marker's time), or None when it was not."""
+    return object_time(s3, bucket, prefix + SUPERSEDED_MARKER)

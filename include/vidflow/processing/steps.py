@@ -780,9 +780,15 @@ def publish_video(
     if not result.published:
         return _outcome(video_id, SKIPPED, "the video left the catalog")
     if result.previous_version and result.previous_version != version:
+        # Players mid-stream and caches still read it: the sweep removes it after the grace.
         old = objects.version_prefix(video_id, result.previous_version)
-        removed = objects.delete_prefix(s3, settings.bucket_media, old)
-        log.info("video %s: removed %d objects of the previous version %s", video_id, removed, old)
+        objects.mark_superseded(s3, settings.bucket_media, old, by=version)
+        log.info(
+            "video %s: the previous version %s stays for %g h",
+            video_id,
+            old,
+            settings.superseded_grace_hours,
+        )
     log.info(
         "video %s published: %s",
         video_id,
@@ -891,25 +897,47 @@ def sweep_orphaned_versions(
     within: timedelta = timedelta(days=2),
     only: Sequence[str] | None = None,
 ) -> dict[str, list[str]]:
-    """Delete version prefixes nothing points at: staging of runs that died or lost their
-    claim, and previous versions a crashed publish left behind. A prefix is only deleted
-    when its newest object is older than ``stuck_processing_minutes`` and no active run
-    holds the video, so in-flight staging is never touched. ``only`` limits the sweep to
-    some videos."""
+    """Delete version prefixes nothing points at, and no run writes any more.
+
+    * A version a publish superseded (it holds the marker) goes once the marker is older
+      than ``superseded_grace_hours``: players that loaded it keep playing until then.
+    * Anything else that is not live is only considered when its newest object is older
+      than ``stuck_processing_minutes`` and no active run holds the video, so in-flight
+      staging is never touched. Staging that was never packaged (no master playlist) is
+      deleted; a packaged version without a marker (a publish that crashed between the
+      catalog flip and the marker) is marked now and gets the grace period.
+
+    ``only`` limits the sweep to some videos. Returns the prefixes ``removed`` and
+    ``marked``.
+    """
     s3 = s3_client(settings)
-    cutoff = datetime.now(UTC) - timedelta(minutes=settings.stuck_processing_minutes)
+    now = datetime.now(UTC)
+    cutoff = now - timedelta(minutes=settings.stuck_processing_minutes)
+    grace = timedelta(hours=settings.superseded_grace_hours)
     removed: list[str] = []
-    for video in catalog.recently_updated(settings=settings, within=within):
+    marked: list[str] = []
+    bucket = settings.bucket_media
+    for video in catalog.recently_updated(settings=settings, within=max(within, grace * 2)):
         if only is not None and video.video_id not in only:
             continue
         if video.run_id and is_run_active(video.run_id):
             continue
-        for version in objects.version_folders(s3, settings.bucket_media, video.video_id):
+        for version in objects.version_folders(s3, bucket, video.video_id):
             if version == video.media_version:
                 continue
             prefix = objects.version_prefix(video.video_id, version)
-            newest = objects.newest_write(s3, settings.bucket_media, prefix)
-            if newest is not None and newest < cutoff:
-                objects.delete_prefix(s3, settings.bucket_media, prefix)
+            superseded = objects.superseded_at(s3, bucket, prefix)
+            if superseded is None:
+                newest = objects.newest_write(s3, bucket, prefix)
+                if newest is None or newest >= cutoff:
+                    continue
+                if objects.object_time(s3, bucket, prefix + package.MASTER_PLAYLIST):
+                    objects.mark_superseded(s3, bucket, prefix, by=video.media_version or "")
+                    marked.append(prefix)
+                    superseded = now
+                else:
+                    superseded = datetime.min.replace(tzinfo=UTC)
+            if superseded <= now - grace:
+                objects.delete_prefix(s3, bucket, prefix)
                 removed.append(prefix)
-    return {"removed": removed}
+    return {"removed": removed, "marked": marked}
