@@ -25,7 +25,6 @@ from psycopg import sql
 from vidflow.airflow_api import AirflowClient
 from vidflow.config import Settings, get_settings
 from vidflow.stack import supervisor
-from vidflow.stack.demo import DemoError, upload_and_watch
 from vidflow.stack.secrets import ensure_secrets
 from vidflow.stack.services import (
     Service,
@@ -38,8 +37,6 @@ from vidflow.stack.services import (
     stack_env,
     venv_bin,
 )
-
-SMOKE_DAG = "platform_smoke"
 
 
 class StackError(RuntimeError):
@@ -311,29 +308,26 @@ def status(settings: Settings) -> int:
 
 
 def demo(settings: Settings) -> None:
-    up(settings)
-    client = _airflow_client(settings)
-    _say(f"waiting for DAG {SMOKE_DAG} to be parsed")
-    client.wait_for_dag(SMOKE_DAG)
-    run_id = client.trigger(SMOKE_DAG)
-    _say(f"triggered {SMOKE_DAG} run {run_id}; following it")
-    run = client.wait_for_run(SMOKE_DAG, run_id)
-    for ti in client.task_instances(SMOKE_DAG, run_id):
-        print(f"  {ti['task_id']:28} {ti['state']}")
-    if run["state"] != "success":
-        raise StackError(f"{SMOKE_DAG} run {run_id} ended {run['state']}; see the Airflow UI")
-    _say(f"{SMOKE_DAG} succeeded: {settings.airflow_api_url}/dags/{SMOKE_DAG}")
+    """The whole platform: vidflow.platform.demo runs the steps, this prints the result."""
+    from vidflow.platform.demo import DemoFailed, run_demo
+    from vidflow.platform.demo_summary import format_summary
+
     try:
-        video = upload_and_watch(settings, _say)
-    except DemoError as exc:
+        report = run_demo(settings, lambda m: _say(f"demo: {m}"), up=lambda: up(settings))
+    except DemoFailed as exc:
         raise StackError(str(exc)) from exc
-    print(f"  video           {video['video_id']}")
-    print(f"  HLS master      {video['manifest_url']}")
-    print(f"  DASH manifest   {video['dash_url']}")
-    print(f"  poster          {video['thumbnail_urls'].get('large')}")
-    print(f"  renditions      {', '.join(r['name'] for r in video['renditions'])}")
-    print(f"  processing runs {settings.airflow_api_url}/dags/video_processing")
-    print_urls(settings)
+    assert report.summary is not None
+    print(
+        format_summary(
+            report.summary,
+            settings,
+            clips=report.plan.clips,
+            first_day=report.plan.first_day,
+            today=report.plan.today,
+            timings=report.timings,
+        ),
+        flush=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
