@@ -59,4 +59,25 @@ if [ ! -s "$jars" ] || [ infra/maven/pom.xml -nt "$jars" ] || \
   mvn -B -q -f infra/maven/pom.xml dependency:build-classpath \
     -Dmdep.outputFile="$PWD/$jars" -Dmdep.includeScope=runtime
 fi
+
+# --- web app players (npm -> webapp/public/vendor) ---------------------------------------
+# hls.js and tus-js-client exactly as webapp/package-lock.json pins them; the app loads
+# their dist files from vendor/ (no CDN). npm ci runs again only when the lock changes.
+lock=webapp/package-lock.json
+npm_stamp=webapp/node_modules/.vidflow-lock.sha256
+vendor=webapp/public/vendor
+want=$(sha256sum "$lock" | cut -d' ' -f1)
+if [ "$(cat "$npm_stamp" 2>/dev/null)" != "$want" ] || \
+   [ ! -s "$vendor/hls.mjs" ] || [ ! -s "$vendor/tus.min.js" ]; then
+  say "installing the web app's players (npm ci --prefix webapp)"
+  npm ci --prefix webapp --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+  mkdir -p "$vendor"
+  cp webapp/node_modules/hls.js/dist/hls.mjs webapp/node_modules/hls.js/dist/hls.mjs.map \
+     webapp/node_modules/tus-js-client/dist/tus.min.js \
+     webapp/node_modules/tus-js-client/dist/tus.min.js.map "$vendor/"
+  cp webapp/node_modules/hls.js/LICENSE "$vendor/hls.js.LICENSE"
+  cp webapp/node_modules/tus-js-client/LICENSE "$vendor/tus-js-client.LICENSE"
+  echo "$want" > "$npm_stamp"
+fi
+
 say "ready"

@@ -28,6 +28,7 @@ from vidflow.problems import install_problem_handlers, problem_response
 from vidflow.regions import REGION_NAMES
 from vidflow.viewer.event_log import EventLog
 from vidflow.viewer.routes import router
+from vidflow.viewer.web import mount_web_app
 
 log = logging.getLogger(__name__)
 
@@ -156,4 +157,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     app.add_middleware(BodyLimit, path=EVENTS_PATH, max_bytes=events_body_limit(settings))
+    mount_web_app(app, settings)
     return app
