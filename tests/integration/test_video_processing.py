@@ -24,6 +24,7 @@ import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -233,6 +234,11 @@ def source_duration(path: Path) -> float:
     return float(ffprobe_json(str(path), "-show_format")["format"]["duration"])
 
 
+def rfc_round(duration: float) -> int:
+    """RFC 8216 4.3.3.1: an EXTINF, rounded to the nearest integer, <= the target."""
+    return int(Decimal(str(duration)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
 def rfc_peak(durations: list[float], sizes: list[int], target: float) -> float:
     """Peak segment bit rate, RFC 8216 section 4.3.4.2 (written independently here)."""
     total = sum(durations)
@@ -352,7 +358,7 @@ def check_stream(state: dict[str, Any], source: Path, shape: Shape) -> None:
         (media,) = master.media
         audio = load_rendition(base, media.uri)
         assert abs(sum(audio.durations) - duration) <= 0.1
-        assert all(audio.playlist.target_duration >= d for d in audio.durations)
+        assert all(audio.playlist.target_duration >= rfc_round(d) for d in audio.durations)
     else:
         assert not master.media
 
@@ -362,7 +368,7 @@ def check_stream(state: dict[str, Any], source: Path, shape: Shape) -> None:
         renditions.append(rendition)
         playlist, info = rendition.playlist, variant.stream_info
         assert playlist.is_endlist and playlist.segment_map
-        assert all(playlist.target_duration >= d for d in rendition.durations)
+        assert all(playlist.target_duration >= rfc_round(d) for d in rendition.durations)
         assert abs(sum(rendition.durations) - duration) <= 0.1, (
             rendition.name,
             rendition.durations,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import httpx
+import m3u8
 import pytest
 from sqlalchemy import text, update
 
@@ -539,3 +541,42 @@ def test_a_file_that_names_other_inputs_is_refused_without_fetching_them(
     assert "http" not in reason and "Signature" not in reason and "127.0.0.1" not in reason
     assert seen == [], f"the worker fetched {seen}"
     assert size == len(body) and media_keys(stack, str(video_id)) == []
+
+
+def test_a_tail_of_a_few_milliseconds_joins_the_last_segment(
+    stack: Settings, tmp_path: Path
+) -> None:
+    """12.05 s with 6 s segments: without folding, the video would end on a 0.067 s
+    segment (one frame at 15 fps) and the audio on a 0.064 s one."""
+    shape = Shape(
+        lavfi("testsrc2=size=160x120:rate=15:duration=12.05")
+        + lavfi("sine=sample_rate=48000:duration=12.05"),
+        [*H264, "-c:a", "aac", "-shortest"],
+        rungs=["120p"],
+        frame_rate=15.0,
+        audio=True,
+    )
+    source = make_source(tmp_path, "tail", shape)
+    video_id = uuid.uuid4()
+    create_video(stack, video_id)
+    upload_source(stack, video_id, source)
+    assert run_pipeline(stack, str(video_id), "run-tail")["status"] == steps.PUBLISHED
+    state = video_state(settings=stack, video_id=str(video_id))
+    assert state is not None and stack.segment_seconds == 6
+    base = state["manifest_url"].rsplit("/", 1)[0]
+    for rendition, frame in (("120p", 1 / 15), ("audio", 1024 / 48000)):
+        playlist = m3u8.loads(httpx.get(f"{base}/{rendition}/index.m3u8", timeout=10).text)
+        durations = [s.duration for s in playlist.segments]
+        assert len(durations) == 2, (rendition, durations)
+        # The first segment is whole; the second holds the tail (a frame or a few more).
+        assert durations[0] == pytest.approx(6.0, abs=2 * frame), rendition
+        assert 6.0 < durations[1] < 6.0 + 0.1 + frame, (rendition, durations)
+        assert playlist.target_duration == 6
+        assert sum(durations) == pytest.approx(12.05, abs=0.1)
+    # The joined segments decode to the end: the whole stream lasts what the source does.
+    frames = subprocess.run(
+        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+         "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", state["manifest_url"]],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert int(frames.stdout.strip().splitlines()[0]) == 181  # ceil(12.05 x 15)

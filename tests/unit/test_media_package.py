@@ -19,11 +19,13 @@ from vidflow.media.package import (
     compact_timeline,
     cut_video,
     dash_manifest,
+    fold_tail,
     group_fragments,
     iframe_playlist,
     master_playlist,
     media_playlist,
     peak_bitrate,
+    tail_fits,
     target_duration,
 )
 
@@ -133,10 +135,32 @@ def test_peak_bitrate_follows_rfc_8216_windows() -> None:
     assert peak_bitrate([], [], 6) == 0
 
 
-def test_target_duration_is_never_shorter_than_a_segment() -> None:
+def test_target_duration_covers_every_segment_rounded_as_rfc_8216_says() -> None:
+    # RFC 8216 4.3.3.1: each EXTINF, rounded to the nearest integer, <= the target.
     assert target_duration([6.0, 6.0, 2.5]) == 6
-    assert target_duration([6.016, 5.995]) == 7
+    assert target_duration([6.016, 5.995]) == 6
+    assert target_duration([6.0, 6.4999]) == 6
+    assert target_duration([6.0, 6.5]) == 7  # halves round up
     assert target_duration([0.4]) == 1
+
+
+def test_a_short_tail_folds_into_the_previous_segment() -> None:
+    # 12.067 s at 15 fps with 2 s GOPs: the last fragment is one frame long.
+    fragments = [frag(t, 2) for t in range(0, 12, 2)] + [frag(12, 0.067)]
+    groups = group_fragments(fragments, timescale=1000, media_time=0, segment_seconds=6)
+    assert [len(g) for g in groups] == [3, 3, 1]
+    folded = fold_tail(groups, timescale=1000, segment_seconds=6)
+    assert [len(g) for g in folded] == [3, 4]
+    assert sum(f.duration for f in folded[-1]) == 6067
+    # A tail that would push the last segment past the target stays its own segment.
+    longer = [frag(t, 2) for t in range(0, 12, 2)] + [frag(12, 0.5)]
+    grouped = group_fragments(longer, timescale=1000, media_time=0, segment_seconds=6)
+    assert [len(g) for g in fold_tail(grouped, timescale=1000, segment_seconds=6)] == [3, 3, 1]
+    assert tail_fits(6.0, 0.499, 6) and not tail_fits(6.0, 0.5, 6)
+    assert tail_fits(3.0, 2.0, 6)
+    # One segment alone has nothing to fold into.
+    single = [[frag(0, 0.01)]]
+    assert fold_tail(single, timescale=1000, segment_seconds=6) == single
 
 
 def segments() -> tuple[Segment, ...]:
@@ -190,7 +214,9 @@ def test_media_playlist(tmp_path: Path) -> None:
     assert [s.duration for s in playlist.segments] == [6.0, 6.0, 2.0]
     assert all(playlist.target_duration >= s.duration for s in playlist.segments)
     audio_playlist = m3u8.loads(media_playlist(audio(tmp_path)))
-    assert all(audio_playlist.target_duration >= s.duration for s in audio_playlist.segments)
+    # RFC 8216 4.3.3.1: every EXTINF, rounded to the nearest integer, <= the target (6.016 -> 6).
+    assert audio_playlist.target_duration == 6
+    assert all(audio_playlist.target_duration >= round(s.duration) for s in audio_playlist.segments)
 
 
 def test_iframe_playlist(tmp_path: Path) -> None:

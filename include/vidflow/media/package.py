@@ -85,10 +85,23 @@ def peak_bitrate(durations: Sequence[float], sizes: Sequence[int], target: float
     return math.ceil(peak)
 
 
+def rounded_seconds(duration: float) -> int:
+    """A segment duration rounded to the nearest integer, as RFC 8216 (4.3.3.1) compares
+    it with the target duration (halves round up)."""
+    return math.floor(round(duration, 6) + 0.5)
+
+
 def target_duration(durations: Sequence[float]) -> int:
-    """EXT-X-TARGETDURATION: a whole number no smaller than any segment duration."""
+    """EXT-X-TARGETDURATION (RFC 8216, 4.3.3.1): the smallest whole number that every
+    segment duration, rounded to the nearest integer, does not exceed."""
     longest = max(durations, default=1.0)
-    return max(1, math.ceil(round(longest, 6)))
+    return max(1, rounded_seconds(longest))
+
+
+def tail_fits(previous: float, last: float, segment_seconds: float) -> bool:
+    """Whether a short last segment can join the one before it and the result still stays
+    within the target duration (``segment_seconds``, rounded as RFC 8216 rounds)."""
+    return rounded_seconds(previous + last) <= segment_seconds
 
 
 def compact_timeline(segments: Sequence[Segment]) -> list[tuple[int, int, int]]:
@@ -225,6 +238,20 @@ def group_fragments(
     return groups
 
 
+def fold_tail(
+    groups: list[list[Fragment]], *, timescale: int, segment_seconds: float
+) -> list[list[Fragment]]:
+    """The groups with a short last one joined to the one before it when the joined
+    segment stays within the target duration: a source whose length is not a whole number
+    of segments would otherwise end on a segment of a few milliseconds."""
+    if len(groups) < 2:
+        return groups
+    previous, last = (sum(f.duration for f in g) / timescale for g in groups[-2:])
+    if not tail_fits(previous, last, segment_seconds):
+        return groups
+    return [*groups[:-2], groups[-2] + groups[-1]]
+
+
 def _segment_from(number: int, fragments: Sequence[Fragment], timescale: int) -> Segment:
     start = fragments[0].offset
     ticks = sum(f.duration for f in fragments)
@@ -265,10 +292,14 @@ def cut_video(
     directory.mkdir(parents=True, exist_ok=True)
     (directory / INIT_NAME).write_bytes(init)
     segments = []
-    groups = group_fragments(
-        fragments,
+    groups = fold_tail(
+        group_fragments(
+            fragments,
+            timescale=track.timescale,
+            media_time=track.media_time,
+            segment_seconds=segment_seconds,
+        ),
         timescale=track.timescale,
-        media_time=track.media_time,
         segment_seconds=segment_seconds,
     )
     for number, group in enumerate(groups, start=1):
@@ -292,10 +323,18 @@ def cut_video(
 
 
 def collect_segments(
-    directory: Path, *, name: str, kind: str, sample_rate: int | None, channels: int | None
+    directory: Path,
+    *,
+    name: str,
+    kind: str,
+    sample_rate: int | None,
+    channels: int | None,
+    segment_seconds: float | None = None,
 ) -> RenditionMedia:
     """Describe ``init.mp4`` + ``seg_NNNNN.m4s`` that a muxer wrote into ``directory`` (one
-    segment per file), and write the media playlist."""
+    segment per file), and write the media playlist. With ``segment_seconds``, a short
+    last segment is appended to the one before it when the result stays within the
+    target duration (see :func:`tail_fits`)."""
     track = parse_init((directory / INIT_NAME).read_bytes())
     segments = []
     number = 1
@@ -308,6 +347,18 @@ def collect_segments(
         number += 1
     if not segments:
         raise ValueError(f"no segments in {directory}")
+    if (
+        segment_seconds is not None
+        and len(segments) >= 2
+        and tail_fits(segments[-2].duration, segments[-1].duration, segment_seconds)
+    ):
+        # A CMAF segment may hold several fragments: the two files, one after the other.
+        previous, last = directory / segments[-2].uri, directory / segments[-1].uri
+        with previous.open("ab") as joined:
+            joined.write(last.read_bytes())
+        last.unlink()
+        fragments = parse_fragments(previous.read_bytes(), track)
+        segments[-2:] = [_segment_from(segments[-2].number, fragments, track.timescale)]
     media = RenditionMedia(
         name=name,
         kind=kind,

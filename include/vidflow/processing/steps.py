@@ -489,7 +489,12 @@ def _stage_rendition(
         (source_dir / "ffmpeg.m3u8").unlink(missing_ok=True)
         source_dir.rename(out_dir)
         media = package.collect_segments(
-            out_dir, name=name, kind=AUDIO, sample_rate=plan.sample_rate, channels=plan.channels
+            out_dir,
+            name=name,
+            kind=AUDIO,
+            sample_rate=plan.sample_rate,
+            channels=plan.channels,
+            segment_seconds=settings.segment_seconds,
         )
     else:
         rung = LadderRung.from_dict(rendition["rung"])
