@@ -112,12 +112,24 @@ def publish_now(backend: UploadBackend, outbox_id: int) -> None:
 
 
 async def finish(
-    backend: UploadBackend, conn: Connection, row: UploadRow, sha256: str | None
+    backend: UploadBackend,
+    conn: Connection,
+    row: UploadRow,
+    sha256: str | None,
+    to_publish: list[int],
 ) -> UploadRow:
+    """Complete the upload on the lock's connection; its outbox message id goes to
+    ``to_publish``, for the caller to publish once it has released the lock, so that an
+    upload holds one catalog connection at a time."""
     row, outbox_id = await in_thread(complete_upload, backend, conn, row, sha256)
     if outbox_id is not None:
-        await in_thread(publish_now, backend, outbox_id)
+        to_publish.append(outbox_id)
     return row
+
+
+async def publish_all(backend: UploadBackend, outbox_ids: list[int]) -> None:
+    for outbox_id in outbox_ids:
+        await in_thread(publish_now, backend, outbox_id)
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -139,12 +151,14 @@ async def get_upload_status(
             conn = await in_thread(locks.acquire, backend.lock_engine, upload_id)
         except (locks.UploadLocked, locks.ServerBusy):
             return row.status()
+        to_publish: list[int] = []
         try:
             sha256 = backend.digests.hexdigest(upload_id, row.length)
-            row = await finish(backend, conn, row, sha256)
+            row = await finish(backend, conn, row, sha256, to_publish)
         except (BotoCoreError, ClientError, OperationalError) as exc:
             log.warning("upload %s: completion retry failed: %s", upload_id, exc)
         finally:
             with CancelScope(shield=True):
                 await in_thread(locks.release, conn, upload_id)
+        await publish_all(backend, to_publish)
     return row.status()

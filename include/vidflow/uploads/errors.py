@@ -51,3 +51,19 @@ class StorageUnavailable(Problem):
             "and resume from its Upload-Offset",
             headers={"Retry-After": "2"},
         )
+
+
+class BodyTimeout(Problem):
+    """The PATCH body stalled (idle limit) or took too long (total limit)."""
+
+    status = 408
+    title = "Request body timed out"
+
+    def __init__(self, why: str, *, offset: int | None, kept: bool) -> None:
+        what = "the bytes that arrived were kept" if kept else "none of its bytes were appended"
+        super().__init__(
+            f"{why}; {what}. HEAD the upload and resume from its Upload-Offset",
+            headers={"Connection": "close"},
+        )
+        if offset is not None:
+            self.headers["Upload-Offset"] = str(offset)

@@ -21,10 +21,12 @@ from vidflow.catalog.models import Upload, UploadPart, Video
 from vidflow.problems import Problem
 from vidflow.storage import original_key
 from vidflow.uploads import locks
+from vidflow.uploads.body import FIRST_WINDOW, BodyStalled, TimedBody
 from vidflow.uploads.chunks import ChunkWriter, Written
-from vidflow.uploads.completion import finish
+from vidflow.uploads.completion import finish, publish_all
 from vidflow.uploads.errors import (
     REASON_LOST,
+    BodyTimeout,
     OffsetConflict,
     StorageUnavailable,
     UploadComplete,
@@ -315,6 +317,19 @@ async def write_chunk(
     """Append a PATCH body at ``chunk.offset``. 409 on an offset mismatch, 423 while
     another request writes the upload, 460 on a checksum mismatch (nothing appended)."""
     phases = _Phases()
+    settings = backend.settings
+    timed = TimedBody(
+        body, idle=settings.upload_body_idle_seconds, total=settings.upload_body_total_seconds
+    )
+    if chunk.content_length != 0:
+        # The first bytes arrive before the lock connection is taken: a client that
+        # stalls after its headers holds no catalog connection.
+        await timed.prefetch(min(FIRST_WINDOW, chunk.content_length or FIRST_WINDOW))
+        if timed.stalled is not None:
+            # Not even the first bytes in time: refuse without touching the catalog.
+            raise BodyTimeout(str(timed.stalled), offset=None, kept=False)
+    phases.mark("first bytes")
+    to_publish: list[int] = []
     try:
         conn = await in_thread(locks.acquire, backend.lock_engine, upload_id)
     except OperationalError as exc:
@@ -323,14 +338,15 @@ async def write_chunk(
     try:
         state = await in_thread(_load_for_write, backend, conn, user_id, upload_id)
         phases.mark("rebuild")
-        return await _write(backend, conn, state, chunk, body, phases)
+        return await _write(backend, conn, state, chunk, timed, phases, to_publish)
     except (BotoCoreError, ClientError, OperationalError) as exc:
         log.error("upload %s: storage failure during PATCH: %s", upload_id, exc)
         raise StorageUnavailable() from exc
     finally:
         with CancelScope(shield=True):
             await in_thread(locks.release, conn, upload_id)
-        phases.mark("unlock")
+            phases.mark("unlock")
+            await publish_all(backend, to_publish)
         log.debug("upload %s PATCH at %d: %s", upload_id, chunk.offset, phases)
 
 
@@ -357,11 +373,13 @@ async def _write(
     chunk: ChunkRequest,
     body: AsyncIterator[bytes],
     phases: _Phases,
+    to_publish: list[int],
 ) -> UploadStatus:
     row = state.row
     if row.state == "active" and row.offset == row.length:
         # The last byte committed but completion did not run (a crash): finish it now.
-        row = await finish(backend, conn, row, backend.digests.hexdigest(row.upload_id, row.length))
+        sha256 = backend.digests.hexdigest(row.upload_id, row.length)
+        row = await finish(backend, conn, row, sha256, to_publish)
         phases.mark("complete")
     if row.state == "completed" or row.offset == row.length:
         if chunk.offset == row.length and not chunk.content_length:
@@ -396,12 +414,19 @@ async def _write(
     )
     del parked
     interrupted = False
+    stalled: str | None = None
     stream = body.__aiter__()
     try:
         while True:
             try:
                 data = await stream.__anext__()
             except StopAsyncIteration:
+                break
+            except BodyStalled as exc:
+                log.info(
+                    "upload %s: body cut after %d bytes: %s", row.upload_id, writer.received, exc
+                )
+                interrupted, stalled = True, str(exc)
                 break
             except Exception as exc:
                 # The client went away mid-body (or the transport failed).
@@ -418,12 +443,16 @@ async def _write(
             interrupted or writer.checksum is None or not chunk.checksum.matches(writer.checksum)
         ):
             await writer.abandon()
+            if stalled is not None:
+                raise BodyTimeout(stalled, offset=row.offset, kept=False)
             raise ChecksumMismatch(
                 f"the {chunk.checksum.algorithm} checksum of the body does not match "
                 "Upload-Checksum; none of its bytes were appended"
             )
         if writer.received == 0:
             await writer.abandon()
+            if stalled is not None:
+                raise BodyTimeout(stalled, offset=row.offset, kept=False)
             return row.status()
         phases.mark("receive")
         final = row.offset + writer.received == row.length
@@ -440,6 +469,8 @@ async def _write(
     phases.mark("commit")
     if final:
         sha256 = backend.digests.hexdigest(row.upload_id, row.length)
-        row = await finish(backend, conn, row, sha256)
+        row = await finish(backend, conn, row, sha256, to_publish)
         phases.mark("complete")
+    elif stalled is not None:
+        raise BodyTimeout(stalled, offset=row.offset, kept=True)
     return row.status()
