@@ -1,9 +1,9 @@
 """HTTP problem details (RFC 9457) for vidflow's HTTP services.
 
 Service layers raise a :class:`Problem` subclass that names the HTTP status it maps to;
-:func:`install_problem_handlers` turns it, request-validation errors and anything
-unexpected into an ``application/problem+json`` response with a clear message and never
-a stack trace.
+:func:`install_problem_handlers` turns it, request-validation errors, a catalog outage
+(503 with ``Retry-After``, never 500) and anything unexpected into an
+``application/problem+json`` response with a clear message and never a stack trace.
 """
 
 from __future__ import annotations
@@ -16,11 +16,17 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+#: Seconds a client is asked to wait when the catalog cannot be reached.
+CATALOG_RETRY_AFTER = 5
+#: What the database driver raises when the catalog is down, unreachable or saturated.
+CATALOG_OUTAGE = (OperationalError, InterfaceError, PoolTimeout)
 
 
 class Problem(Exception):
@@ -102,6 +108,19 @@ def install_problem_handlers(app: FastAPI) -> None:
             head=request.method == "HEAD",
         )
 
+    async def on_catalog_outage(request: Request, exc: Exception) -> JSONResponse:
+        # Never the driver's message: it can name hosts and users.
+        log.error(
+            "catalog unavailable on %s %s: %s", request.method, request.url.path, type(exc).__name__
+        )
+        return problem_response(
+            503,
+            "Service unavailable",
+            "the catalog database cannot be reached; retry later",
+            headers={"Retry-After": str(CATALOG_RETRY_AFTER)},
+            head=request.method == "HEAD",
+        )
+
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(
@@ -111,4 +130,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    for outage in CATALOG_OUTAGE:
+        app.add_exception_handler(outage, on_catalog_outage)
     app.add_exception_handler(Exception, on_unexpected)
