@@ -53,8 +53,12 @@ from vidflow.media import encode
 from vidflow.media.encode import gop_seconds, scale_for, x264_options
 from vidflow.media.ladder import plan_audio, plan_ladder
 from vidflow.media.probe import probe_source
-from vidflow.processing import objects, steps
+from vidflow.processing import objects
 from vidflow.processing.catalog import video_state
+from vidflow.processing.contracts import AUDIO, Encode
+from vidflow.processing.planning import plan_encodes
+from vidflow.processing.probing import planned_job
+from vidflow.processing.transcoding import encode_command
 from vidflow.storage import file_sha256, original_key, s3_client, sqs_client
 
 RESULTS = Path(__file__).parent / "results"
@@ -132,11 +136,11 @@ def run_baseline(source: Path, settings: Settings) -> dict[str, Any]:
     return {"wall_seconds": round(wall, 2), "renditions": names, "segments": segments}
 
 
-def planned_encodes(source: Path, settings: Settings) -> list[dict[str, Any]]:
+def planned_encodes(source: Path, settings: Settings) -> list[Encode]:
     """The encodes the DAG plans for ``source`` with these settings."""
     probe = probe_source(str(source), size=source.stat().st_size, max_duration=1e9)
-    job = steps.planned_job("bench", version="bench", source_key="", probe=probe)
-    return steps.plan_encodes([job], encodes_per_video=settings.encode_groups)
+    job = planned_job("bench", version="bench", source_key="", probe=probe)
+    return plan_encodes([job], encodes_per_video=settings.encode_groups)
 
 
 def run_fanout_floor(source: Path, settings: Settings) -> dict[str, Any]:
@@ -151,7 +155,7 @@ def run_fanout_floor(source: Path, settings: Settings) -> dict[str, Any]:
         for number, item in enumerate(encodes):
             work = Path(scratch) / str(number)
             work.mkdir()
-            commands.append(steps.encode_command(item, str(source), work, settings=settings))
+            commands.append(encode_command(item, str(source), work, settings=settings))
 
         def run(args: list[str]) -> float:
             began = time.monotonic()
@@ -165,12 +169,10 @@ def run_fanout_floor(source: Path, settings: Settings) -> dict[str, Any]:
     return {
         "wall_seconds": round(wall, 2),
         "processes": len(commands),
-        "encodes": [item["label"] for item in encodes],
+        "encodes": [item.label for item in encodes],
         # Processes that decode the source's video (an audio-only encode does not).
-        "video_decodes": sum(
-            any(r["kind"] != steps.AUDIO for r in item["renditions"]) for item in encodes
-        ),
-        "process_seconds": dict(zip((item["label"] for item in encodes), seconds, strict=True)),
+        "video_decodes": sum(any(r.kind != AUDIO for r in item.renditions) for item in encodes),
+        "process_seconds": dict(zip((item.label for item in encodes), seconds, strict=True)),
     }
 
 

@@ -41,6 +41,7 @@ from typing import Any
 from airflow.sdk import Param, dag, task
 
 from vidflow.config import get_settings
+from vidflow.orchestration import video_processing as steps
 from vidflow.orchestration.video_processing import on_task_failure, processing_queue_asset
 
 settings = get_settings()
@@ -78,26 +79,7 @@ def video_processing() -> None:
     def probe(**context: Any) -> list[dict[str, Any]]:
         """Every video of the run probed and planned; returns the encodes to run (the
         videos themselves go to the XCom ``jobs``)."""
-        from vidflow.orchestration.video_processing import (
-            asset_event_extras,
-            is_last_attempt,
-            run_activity_probe,
-        )
-        from vidflow.processing.steps import probe_videos
-
-        params, ti = context["params"], context["ti"]
-        planned = probe_videos(
-            asset_event_extras(context),
-            video_id=params["video_id"],
-            force=params["force"],
-            settings=get_settings(),
-            run_id=context["run_id"],
-            attempt=ti.try_number,
-            last_attempt=is_last_attempt(context),
-            is_run_active=run_activity_probe(context),
-        )
-        ti.xcom_push(key="jobs", value=planned["jobs"])
-        return planned["encodes"]
+        return steps.probe(context)
 
     @task(
         pool="transcode",
@@ -106,21 +88,11 @@ def video_processing() -> None:
         execution_timeout=timedelta(minutes=settings.transcode_task_timeout_minutes),
     )
     def transcode(encode: dict[str, Any], **context: Any) -> list[dict[str, Any]]:
-        from vidflow.processing.steps import transcode_encode
-
-        return transcode_encode(encode, settings=get_settings(), run_id=context["run_id"])
+        return steps.transcode(encode, context)
 
     @task
     def thumbnails(jobs: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
-        from vidflow.orchestration.video_processing import is_last_attempt
-        from vidflow.processing.steps import thumbnails_of_run
-
-        return thumbnails_of_run(
-            list(jobs),
-            settings=get_settings(),
-            run_id=context["run_id"],
-            last_attempt=is_last_attempt(context),
-        )
+        return steps.thumbnails(jobs, context)
 
     @task(trigger_rule="all_done")
     def publish(
@@ -129,33 +101,11 @@ def video_processing() -> None:
         thumbnails: list[dict[str, Any]],
         **context: Any,
     ) -> list[dict[str, Any]]:
-        from vidflow.orchestration.video_processing import is_last_attempt
-        from vidflow.processing.steps import publish_videos
-
-        return publish_videos(
-            list(jobs),
-            list(transcoded),
-            list(thumbnails),
-            settings=get_settings(),
-            run_id=context["run_id"],
-            last_attempt=is_last_attempt(context),
-        )
+        return steps.publish(jobs, transcoded, thumbnails, context)
 
     @task(trigger_rule="all_done", retries=0, on_failure_callback=None)
     def report(outcomes: list[dict[str, Any]], **context: Any) -> dict[str, list[str]]:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from vidflow.orchestration.video_processing import failed_tasks
-        from vidflow.processing.steps import ERROR, summarize
-
-        table = summarize(list(outcomes))
-        broken = failed_tasks(context)
-        if broken or table.get(ERROR):
-            raise AirflowFailException(
-                f"unexpected failures (recorded on the videos): tasks {broken}, "
-                f"videos {table.get(ERROR, [])}"
-            )
-        return table
+        return steps.report(outcomes, context)
 
     encodes = probe()
     jobs = encodes["jobs"]

@@ -12,9 +12,10 @@ restart before the run was created). Every few minutes:
   reason instead of looping forever.
 - **sweep_orphaned_versions**: media versions nothing points at (staging of dead runs,
   a previous version a crashed publish left) are deleted once they are old enough that
-  no run can still be writing them.
+  no run can still be writing them; a version a publish superseded stays readable for
+  `VIDFLOW_SUPERSEDED_GRACE_HOURS` first (players mid-stream, caches).
 
-Both steps are idempotent. The logic lives in `vidflow.processing.steps`.
+Both steps are idempotent. The logic lives in `vidflow.processing.maintenance`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 from airflow.sdk import dag, task
 
 from vidflow.config import get_settings
+from vidflow.orchestration import video_processing as steps
 
 settings = get_settings()
 
@@ -45,32 +47,11 @@ settings = get_settings()
 def video_reconciliation() -> None:
     @task
     def reenqueue_stuck_videos(**context: Any) -> dict[str, list[str]]:
-        from vidflow.orchestration.video_processing import run_activity_probe
-        from vidflow.outbox import enqueue, relay_once
-        from vidflow.processing.steps import reconcile
-
-        current = get_settings()
-        outbox_ids: list[int] = []
-
-        def add_message(conn: Any, payload: dict[str, Any]) -> None:
-            outbox_ids.append(enqueue(conn, topic=current.processing_queue, payload=payload))
-
-        result = reconcile(
-            settings=current, is_run_active=run_activity_probe(context), enqueue=add_message
-        )
-        if outbox_ids:
-            # Publish now; the relays of the upload service would pick them up anyway.
-            relay_once(settings=current, ids=outbox_ids)
-        return result
+        return steps.reenqueue_stuck_videos(context)
 
     @task
     def sweep_orphaned_versions(**context: Any) -> dict[str, list[str]]:
-        from vidflow.orchestration.video_processing import run_activity_probe
-        from vidflow.processing.steps import sweep_orphaned_versions
-
-        return sweep_orphaned_versions(
-            settings=get_settings(), is_run_active=run_activity_probe(context)
-        )
+        return steps.sweep_orphaned_versions(context)
 
     reenqueue_stuck_videos() >> sweep_orphaned_versions()
 

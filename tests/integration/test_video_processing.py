@@ -40,8 +40,8 @@ from vidflow.catalog.db import session_scope
 from vidflow.catalog.models import Video
 from vidflow.config import Settings
 from vidflow.processing.catalog import video_state
+from vidflow.processing.maintenance import sweep_orphaned_versions
 from vidflow.processing.objects import iter_keys, video_prefix
-from vidflow.processing.steps import sweep_orphaned_versions
 from vidflow.storage import file_sha256, original_key, s3_client, sqs_client
 
 DAG_ID = "video_processing"

@@ -32,8 +32,30 @@ from vidflow.catalog.db import session_scope
 from vidflow.catalog.models import Video
 from vidflow.config import Settings
 from vidflow.orchestration.video_processing import on_task_failure
-from vidflow.processing import catalog, objects, steps
+from vidflow.processing import (
+    catalog,
+    maintenance,
+    objects,
+    planning,
+    posters,
+    probing,
+    publishing,
+    runs,
+    transcoding,
+)
 from vidflow.processing.catalog import video_state
+from vidflow.processing.contracts import (
+    ERROR,
+    FAILED,
+    PUBLISHED,
+    READY,
+    SKIPPED,
+    Encode,
+    Outcome,
+    ProcessingMessage,
+    RenditionResult,
+    VideoJob,
+)
 from vidflow.processing.requests import VideoRequest
 from vidflow.storage import file_sha256, s3_client
 
@@ -79,36 +101,41 @@ def video(stack: Settings, tiny_source: Path) -> str:
 
 
 def probe_video(
-    request: dict[str, Any],
+    req: VideoRequest,
     *,
     settings: Settings,
     run_id: str,
     attempt: int,
     is_run_active: Callable[[str], bool],
-) -> dict[str, Any]:
+) -> VideoJob:
     """The probe step for one video: claim it, then probe and plan it."""
-    req = VideoRequest.from_dict(request)
-    skipped = steps.claim_video(req, settings=settings, run_id=run_id, is_run_active=is_run_active)
+    skipped = probing.claim_video(
+        req, settings=settings, run_id=run_id, is_run_active=is_run_active
+    )
     if skipped is not None:
         return skipped
-    return steps.probe_claimed(req, settings=settings, run_id=run_id, attempt=attempt)
+    return probing.probe_claimed(req, settings=settings, run_id=run_id, attempt=attempt)
 
 
-def request(video_id: str, force: bool = False) -> dict[str, Any]:
-    return {"video_id": video_id, "source_key": f"originals/{video_id}/source", "force": force}
+def request(
+    video_id: str, force: bool = False, *, size: int | None = None, sha256: str | None = None
+) -> VideoRequest:
+    message = ProcessingMessage.for_video(video_id, size=size, sha256=sha256)
+    return VideoRequest(message, force)
 
 
-def transcode_all(job: dict[str, Any], *, settings: Settings, run_id: str) -> list[dict[str, Any]]:
+def transcode_all(job: VideoJob, *, settings: Settings, run_id: str) -> list[RenditionResult]:
     """The mapped transcode task of one video, every encode in turn."""
-    return steps.flatten_results(
-        steps.transcode_encode(item, settings=settings, run_id=run_id)
-        for item in steps.plan_encodes([job], encodes_per_video=settings.encode_groups)
-    )
+    return [
+        result
+        for item in planning.plan_encodes([job], encodes_per_video=settings.encode_groups)
+        for result in transcoding.transcode_encode(item, settings=settings, run_id=run_id)
+    ]
 
 
 def run_pipeline(
     settings: Settings, video_id: str, run_id: str, force: bool = False
-) -> dict[str, Any]:
+) -> VideoJob | Outcome:
     """Every step of one run, in order, in this process."""
     job = probe_video(
         request(video_id, force),
@@ -117,12 +144,12 @@ def run_pipeline(
         attempt=1,
         is_run_active=never_active,
     )
-    if job["status"] != steps.READY:
+    if job.status != READY:
         return job
     results = transcode_all(job, settings=settings, run_id=run_id)
-    thumbs = steps.make_thumbnails(job, settings=settings)
-    packaged = steps.package_video(job, results, settings=settings, run_id=run_id)
-    return steps.publish_video(packaged, [thumbs], settings=settings, run_id=run_id)
+    thumbs = posters.make_thumbnails(job, settings=settings)
+    packaged = publishing.package_video(job, results, settings=settings, run_id=run_id)
+    return publishing.publish_video(packaged, [thumbs], settings=settings, run_id=run_id)
 
 
 def test_a_duplicate_while_another_run_is_active_is_skipped(stack: Settings, video: str) -> None:
@@ -139,17 +166,17 @@ def test_a_duplicate_while_another_run_is_active_is_skipped(stack: Settings, vid
 
 
 def test_processed_and_failed_videos_are_skipped_unless_forced(stack: Settings, video: str) -> None:
-    assert run_pipeline(stack, video, "run-1")["status"] == steps.PUBLISHED
+    assert run_pipeline(stack, video, "run-1").status == PUBLISHED
     version = video_state(settings=stack, video_id=video)["media_version"]  # type: ignore[index]
     again = run_pipeline(stack, video, "run-2")
-    assert (again["status"], again["reason"]) == (steps.SKIPPED, "already processed")
+    assert (again.status, again.reason) == (SKIPPED, "already processed")
     assert video_state(settings=stack, video_id=video)["media_version"] == version  # type: ignore[index]
 
     other = str(uuid.uuid4())
     create_video(stack, uuid.UUID(other))
     failed = run_pipeline(stack, other, "run-3")  # no original uploaded
-    assert failed["status"] == steps.FAILED and "missing" in failed["reason"]
-    assert run_pipeline(stack, other, "run-4")["reason"] == "already failed"
+    assert failed.status == FAILED and "missing" in (failed.reason or "")
+    assert run_pipeline(stack, other, "run-4").reason == "already failed"
 
 
 def test_last_claim_wins_and_the_loser_discards_its_staging(stack: Settings, video: str) -> None:
@@ -157,18 +184,18 @@ def test_last_claim_wins_and_the_loser_discards_its_staging(stack: Settings, vid
         request(video), settings=stack, run_id="run-a", attempt=1, is_run_active=never_active
     )
     results_a = transcode_all(job_a, settings=stack, run_id="run-a")
-    thumbs_a = steps.make_thumbnails(job_a, settings=stack)
-    packaged_a = steps.package_video(job_a, results_a, settings=stack, run_id="run-a")
+    thumbs_a = posters.make_thumbnails(job_a, settings=stack)
+    packaged_a = publishing.package_video(job_a, results_a, settings=stack, run_id="run-a")
     staged = media_keys(stack, video)
-    assert staged and all(f"/{job_a['version']}/" in k for k in staged)
+    assert staged and all(f"/{job_a.version}/" in k for k in staged)
 
     # An operator forces a re-transcode while run-a is finishing.
-    assert run_pipeline(stack, video, "run-b", force=True)["status"] == steps.PUBLISHED
+    assert run_pipeline(stack, video, "run-b", force=True).status == PUBLISHED
     state = video_state(settings=stack, video_id=video)
     assert state is not None
 
-    late = steps.publish_video(packaged_a, [thumbs_a], settings=stack, run_id="run-a")
-    assert late["status"] == steps.SKIPPED and "superseded" in late["reason"]
+    late = publishing.publish_video(packaged_a, [thumbs_a], settings=stack, run_id="run-a")
+    assert late.status == SKIPPED and "superseded" in (late.reason or "")
     after = video_state(settings=stack, video_id=video)
     assert after == state  # run-a changed nothing
     assert all(f"/{state['media_version']}/" in k for k in media_keys(stack, video))
@@ -179,16 +206,16 @@ def test_publishing_twice_is_a_no_op(stack: Settings, video: str) -> None:
         request(video), settings=stack, run_id="run-p", attempt=1, is_run_active=never_active
     )
     results = transcode_all(job, settings=stack, run_id="run-p")
-    thumbs = steps.make_thumbnails(job, settings=stack)
-    packaged = steps.package_video(job, results, settings=stack, run_id="run-p")
+    thumbs = posters.make_thumbnails(job, settings=stack)
+    packaged = publishing.package_video(job, results, settings=stack, run_id="run-p")
     assert (
-        steps.publish_video(packaged, [thumbs], settings=stack, run_id="run-p")["status"]
-        == steps.PUBLISHED
+        publishing.publish_video(packaged, [thumbs], settings=stack, run_id="run-p").status
+        == PUBLISHED
     )
     first = video_state(settings=stack, video_id=video)
     assert (
-        steps.publish_video(packaged, [thumbs], settings=stack, run_id="run-p")["status"]
-        == steps.PUBLISHED
+        publishing.publish_video(packaged, [thumbs], settings=stack, run_id="run-p").status
+        == PUBLISHED
     )
     assert video_state(settings=stack, video_id=video) == first
     assert first is not None and len(first["renditions"]) == 1
@@ -198,24 +225,29 @@ def test_a_retried_transcode_leaves_no_leftovers(stack: Settings, video: str) ->
     job = probe_video(
         request(video), settings=stack, run_id="run-r", attempt=1, is_run_active=never_active
     )
-    (rung, _audio) = steps.plan_encodes([job], encodes_per_video=2)
-    assert rung["label"] == "120p"
-    prefix = objects.version_prefix(video, job["version"]) + "120p/"
+    (rung, _audio) = planning.plan_encodes([job], encodes_per_video=2)
+    assert rung.label == "120p"
+    prefix = objects.version_prefix(video, job.version) + "120p/"
     # A previous attempt died after writing more segments than this one will.
     objects.put_text(s3_client(stack), stack.bucket_media, prefix + "seg_00099.m4s", "junk")
-    (first,) = steps.transcode_encode(rung, settings=stack, run_id="run-r")
+    (first,) = transcoding.transcode_encode(rung, settings=stack, run_id="run-r")
     keys = media_keys(stack, video)
-    (second,) = steps.transcode_encode(rung, settings=stack, run_id="run-r")
+    (second,) = transcoding.transcode_encode(rung, settings=stack, run_id="run-r")
     assert media_keys(stack, video) == keys
     assert not any(k.endswith("seg_00099.m4s") for k in keys)
-    assert first["summary"]["segment_count"] == second["summary"]["segment_count"]
+    assert first.summary is not None and second.summary is not None
+    assert first.summary.segment_count == second.summary.segment_count
+
+
+def encode_of(video_id: str) -> Encode:
+    return Encode(video_id, "v1", f"originals/{video_id}/source", 1.0, "720p", 0, None, ())
 
 
 def test_failure_callback_records_the_reason(stack: Settings, video: str) -> None:
     claim(stack, video, "run-f")
     context = {
         "task": SimpleNamespace(
-            task_id="transcode", op_kwargs={"encode": {"video_id": video, "label": "720p"}}
+            task_id="transcode", op_kwargs={"encode": encode_of(video).to_xcom()}
         ),
         "run_id": "run-f",
         "exception": RuntimeError("the encoder host vanished"),
@@ -236,7 +268,7 @@ def test_failure_callback_records_the_reason(stack: Settings, video: str) -> Non
 
 
 def test_a_failed_retranscode_keeps_the_published_version(stack: Settings, video: str) -> None:
-    assert run_pipeline(stack, video, "run-ok")["status"] == steps.PUBLISHED
+    assert run_pipeline(stack, video, "run-ok").status == PUBLISHED
     catalog.claim(
         settings=stack, video_id=video, run_id="run-bad", force=True, is_run_active=never_active
     )
@@ -264,12 +296,12 @@ def test_reconcile_reenqueues_then_gives_up(stack: Settings, video: str) -> None
     def capture(conn: Any, payload: dict[str, Any]) -> None:
         sent.append(payload)
 
-    still_running = steps.reconcile(
+    still_running = maintenance.reconcile(
         settings=settings, is_run_active=always_active, enqueue=capture, only=[video]
     )
     assert video in still_running["active"] and not sent
 
-    result = steps.reconcile(
+    result = maintenance.reconcile(
         settings=settings, is_run_active=never_active, enqueue=capture, only=[video]
     )
     assert video in result["reenqueued"]
@@ -286,7 +318,7 @@ def test_reconcile_reenqueues_then_gives_up(stack: Settings, video: str) -> None
     )
 
     _age(settings, video, settings.stuck_processing_minutes + 1)
-    result = steps.reconcile(
+    result = maintenance.reconcile(
         settings=settings, is_run_active=never_active, enqueue=capture, only=[video]
     )
     assert video in result["failed"]
@@ -296,7 +328,7 @@ def test_reconcile_reenqueues_then_gives_up(stack: Settings, video: str) -> None
 
 
 def test_sweep_removes_orphaned_versions_only(stack: Settings, video: str) -> None:
-    assert run_pipeline(stack, video, "run-s")["status"] == steps.PUBLISHED
+    assert run_pipeline(stack, video, "run-s").status == PUBLISHED
     live = video_state(settings=stack, video_id=video)["media_version"]  # type: ignore[index]
     s3 = s3_client(stack)
     # Staging of a run that died before packaging (no master playlist) ...
@@ -306,18 +338,18 @@ def test_sweep_removes_orphaned_versions_only(stack: Settings, video: str) -> No
     packaged = objects.version_prefix(video, "vdeadbeef0001")
     objects.put_text(s3, stack.bucket_media, packaged + "master.m3u8", "#EXTM3U\n")
     # Not old enough yet: kept.
-    steps.sweep_orphaned_versions(settings=stack, is_run_active=never_active, only=[video])
+    maintenance.sweep_orphaned_versions(settings=stack, is_run_active=never_active, only=[video])
     assert any(k.startswith(orphan) for k in media_keys(stack, video))
     # Once no run can still be writing them: the staging goes; the packaged version
     # could have been read, so it gets the grace period first.
     immediate = stack.model_copy(update={"stuck_processing_minutes": 0})
-    swept = steps.sweep_orphaned_versions(
+    swept = maintenance.sweep_orphaned_versions(
         settings=immediate, is_run_active=never_active, only=[video]
     )
     assert swept == {"removed": [orphan], "marked": [packaged]}
     assert objects.superseded_at(s3, stack.bucket_media, packaged) is not None
     no_grace = immediate.model_copy(update={"superseded_grace_hours": 0})
-    swept = steps.sweep_orphaned_versions(
+    swept = maintenance.sweep_orphaned_versions(
         settings=no_grace, is_run_active=never_active, only=[video]
     )
     assert swept == {"removed": [packaged], "marked": []}
@@ -328,11 +360,11 @@ def test_sweep_removes_orphaned_versions_only(stack: Settings, video: str) -> No
 def test_a_superseded_version_stays_readable_for_the_grace_period(
     stack: Settings, video: str
 ) -> None:
-    assert run_pipeline(stack, video, "run-old")["status"] == steps.PUBLISHED
+    assert run_pipeline(stack, video, "run-old").status == PUBLISHED
     old = video_state(settings=stack, video_id=video)
     assert old is not None
     old_keys = media_keys(stack, video)
-    assert run_pipeline(stack, video, "run-new", force=True)["status"] == steps.PUBLISHED
+    assert run_pipeline(stack, video, "run-new", force=True).status == PUBLISHED
     new = video_state(settings=stack, video_id=video)
     assert new is not None and new["media_version"] != old["media_version"]
 
@@ -344,7 +376,7 @@ def test_a_superseded_version_stays_readable_for_the_grace_period(
     assert objects.superseded_at(s3_client(stack), stack.bucket_media, old_prefix) is not None
 
     # The sweep keeps it during the grace period, even with no run active ...
-    kept = steps.sweep_orphaned_versions(
+    kept = maintenance.sweep_orphaned_versions(
         settings=stack.model_copy(update={"stuck_processing_minutes": 0}),
         is_run_active=never_active,
         only=[video],
@@ -353,7 +385,9 @@ def test_a_superseded_version_stays_readable_for_the_grace_period(
     assert set(old_keys) <= set(media_keys(stack, video))
     # ... and removes it once the grace period is over; the live version stays.
     over = stack.model_copy(update={"superseded_grace_hours": 0})
-    swept = steps.sweep_orphaned_versions(settings=over, is_run_active=never_active, only=[video])
+    swept = maintenance.sweep_orphaned_versions(
+        settings=over, is_run_active=never_active, only=[video]
+    )
     assert swept["removed"] == [old_prefix]
     keys = media_keys(stack, video)
     assert keys and all(f"/{new['media_version']}/" in k for k in keys)
@@ -364,23 +398,23 @@ def test_an_original_that_differs_from_the_upload_ends_failed(
 ) -> None:
     good = file_sha256(tiny_source)
     size = tiny_source.stat().st_size
-    wrong_hash = {**request(video), "size": size, "sha256": "0" * 64}
+    wrong_hash = request(video, size=size, sha256="0" * 64)
     job = probe_video(
         wrong_hash, settings=stack, run_id="run-h", attempt=1, is_run_active=never_active
     )
-    assert job["status"] == steps.FAILED and "SHA-256 differs" in job["reason"]
+    assert job.status == FAILED and "SHA-256 differs" in (job.reason or "")
     state = video_state(settings=stack, video_id=video)
     assert state is not None and state["status"] == "failed"
-    assert state["failure_reason"] == job["reason"]
+    assert state["failure_reason"] == job.reason
 
     other = str(uuid.uuid4())
     create_video(stack, uuid.UUID(other))
     upload_source(stack, uuid.UUID(other), tiny_source)
-    wrong_size = {**request(other), "size": size + 1, "sha256": good}
+    wrong_size = request(other, size=size + 1, sha256=good)
     job = probe_video(
         wrong_size, settings=stack, run_id="run-h", attempt=1, is_run_active=never_active
     )
-    assert job["status"] == steps.FAILED and f"is {size} bytes" in job["reason"]
+    assert job.status == FAILED and f"is {size} bytes" in (job.reason or "")
 
     # Half an original: the size says why, before ffprobe would call it truncated.
     half = str(uuid.uuid4())
@@ -391,23 +425,23 @@ def test_an_original_that_differs_from_the_upload_ends_failed(
         Body=tiny_source.read_bytes()[: size // 2],
     )
     job = probe_video(
-        {**request(half), "size": size, "sha256": good},
+        request(half, size=size, sha256=good),
         settings=stack,
         run_id="run-h",
         attempt=1,
         is_run_active=never_active,
     )
-    assert job["status"] == steps.FAILED
-    assert f"is {size // 2} bytes but the upload finished with {size}" in job["reason"]
+    assert job.status == FAILED
+    assert f"is {size // 2} bytes but the upload finished with {size}" in (job.reason or "")
 
     third = str(uuid.uuid4())
     create_video(stack, uuid.UUID(third))
     upload_source(stack, uuid.UUID(third), tiny_source)
-    matching = {**request(third), "size": size, "sha256": good.upper()}
+    matching = request(third, size=size, sha256=good.upper())
     job = probe_video(
         matching, settings=stack, run_id="run-h", attempt=1, is_run_active=never_active
     )
-    assert job["status"] == steps.READY
+    assert job.status == READY
 
 
 def test_probe_videos_plans_every_video_of_a_run(
@@ -416,9 +450,13 @@ def test_probe_videos_plans_every_video_of_a_run(
     missing = str(uuid.uuid4())
     create_video(stack, uuid.UUID(missing))  # no original uploaded
     extras = [
-        {"payload": {"message_batch": [{"Body": json.dumps(request(v))} for v in (video, missing)]}}
+        {
+            "payload": {
+                "message_batch": [{"Body": request(v).message.to_json()} for v in (video, missing)]
+            }
+        }
     ]
-    planned = steps.probe_videos(
+    planned = probing.probe_videos(
         extras,
         video_id=None,
         force=False,
@@ -428,9 +466,9 @@ def test_probe_videos_plans_every_video_of_a_run(
         last_attempt=False,
         is_run_active=never_active,
     )
-    outcomes = {job["video_id"]: job["status"] for job in planned["jobs"]}
-    assert outcomes == {video: steps.READY, missing: steps.FAILED}
-    assert [(e["video_id"], e["label"]) for e in planned["encodes"]] == [
+    outcomes = {job.video_id: job.status for job in planned.jobs}
+    assert outcomes == {video: READY, missing: FAILED}
+    assert [(e.video_id, e.label) for e in planned.encodes] == [
         (video, "120p"),
         (video, "audio"),
     ]
@@ -444,22 +482,32 @@ def test_an_unexpected_error_is_retried_then_recorded_per_video(
     for video_id in (video, other):
         claim(stack, video_id, "run-u")
 
-    def broken() -> dict[str, Any]:
+    def broken() -> Outcome:
         raise ConnectionError("storage went away")
 
-    def fine() -> dict[str, Any]:
-        return {"video_id": other, "status": steps.READY}
+    def fine() -> Outcome:
+        return Outcome(other, READY)
+
+    def error(video_id: str, reason: str) -> Outcome:
+        return Outcome(video_id, ERROR, reason)
 
     work = {video: broken, other: fine}
-    with pytest.raises(steps.StepError, match="1 of 2 videos"):
-        steps.per_video(work, what="publishing", settings=stack, run_id="run-u", last_attempt=False)
+    with pytest.raises(runs.StepError, match="1 of 2 videos"):
+        runs.per_video(
+            work,
+            what="publishing",
+            settings=stack,
+            run_id="run-u",
+            last_attempt=False,
+            on_error=error,
+        )
     assert video_state(settings=stack, video_id=video)["status"] == "processing"  # type: ignore[index]
 
-    outcomes = steps.per_video(
-        work, what="publishing", settings=stack, run_id="run-u", last_attempt=True
+    outcomes = runs.per_video(
+        work, what="publishing", settings=stack, run_id="run-u", last_attempt=True, on_error=error
     )
-    assert outcomes[other]["status"] == steps.READY
-    assert outcomes[video]["status"] == steps.ERROR
+    assert outcomes[other].status == READY
+    assert outcomes[video].status == ERROR
     state = video_state(settings=stack, video_id=video)
     assert state is not None and state["status"] == "failed"
     assert state["failure_reason"] == (
@@ -532,11 +580,11 @@ def test_a_file_that_names_other_inputs_is_refused_without_fetching_them(
     create_video(stack, video_id)
     size = upload_source(stack, video_id, clip)
     outcome = run_pipeline(stack, str(video_id), "run-hostile")
-    assert outcome["status"] == steps.FAILED, outcome
+    assert outcome.status == FAILED, outcome
     state = video_state(settings=stack, video_id=str(video_id))
     assert state is not None and state["status"] == "failed"
     reason = state["failure_reason"]
-    assert reason == outcome["reason"]
+    assert reason == outcome.reason
     assert reason.startswith(f"The file's format ({demuxer}) is not accepted"), reason
     assert "http" not in reason and "Signature" not in reason and "127.0.0.1" not in reason
     assert seen == [], f"the worker fetched {seen}"
@@ -560,7 +608,7 @@ def test_a_tail_of_a_few_milliseconds_joins_the_last_segment(
     video_id = uuid.uuid4()
     create_video(stack, video_id)
     upload_source(stack, video_id, source)
-    assert run_pipeline(stack, str(video_id), "run-tail")["status"] == steps.PUBLISHED
+    assert run_pipeline(stack, str(video_id), "run-tail").status == PUBLISHED
     state = video_state(settings=stack, video_id=str(video_id))
     assert state is not None and stack.segment_seconds == 6
     base = state["manifest_url"].rsplit("/", 1)[0]

@@ -5,17 +5,27 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Mapping
+from fractions import Fraction
 from typing import Any
 
 import pytest
 
 from vidflow.config import Settings
-from vidflow.media.ladder import AudioPlan
+from vidflow.media.ladder import AudioPlan, LadderRung
 from vidflow.media.probe import AudioStream, ProbeResult, VideoStream
-from vidflow.orchestration.video_processing import processing_queue_url, video_ids_of
+from vidflow.orchestration.video_processing import processing_queue_url, video_ids_of_task
+from vidflow.processing.contracts import (
+    Encode,
+    Outcome,
+    ProcessingMessage,
+    RenditionPlan,
+    RenditionResult,
+    Thumbnails,
+    VideoJob,
+)
+from vidflow.processing.planning import group_renditions, plan_encodes
+from vidflow.processing.probing import media_version
 from vidflow.processing.requests import parse_message, requests_for_run
-from vidflow.processing.steps import group_renditions, media_version, plan_encodes
 
 A, B, C = (str(uuid.uuid4()) for _ in range(3))
 
@@ -39,8 +49,8 @@ def test_every_video_of_every_event_once() -> None:
     extras = [event(message(A), message(B)), event(message(A), message(C))]
     requests = requests_for_run(extras, video_id=None, force=False)
     assert [r.video_id for r in requests] == [A, B, C]
-    assert requests[0].source_key == f"originals/{A}/source"
-    assert requests[0].size == 10 and requests[0].sha256 is None
+    assert requests[0].message.source_key == f"originals/{A}/source"
+    assert requests[0].message.size == 10 and requests[0].message.sha256 is None
 
 
 def test_malformed_messages_are_dropped() -> None:
@@ -56,7 +66,7 @@ def test_malformed_messages_are_dropped() -> None:
 
 def test_source_key_comes_from_the_id_not_the_message() -> None:
     request = parse_message(json.dumps({"video_id": A, "source_key": "../../etc/passwd"}))
-    assert request is not None and request.source_key == f"originals/{A}/source"
+    assert request is not None and request.message.source_key == f"originals/{A}/source"
 
 
 def test_ui_params_add_a_forced_video() -> None:
@@ -79,35 +89,69 @@ def test_queue_url_is_built_from_settings_alone() -> None:
     )
 
 
-def test_failure_callback_finds_the_videos_in_task_arguments() -> None:
-    op_kwargs = {
-        "rendition": {"video_id": A, "name": "720p"},
-        "transcoded": [{"video_id": B}, None, {"video_id": A}],
-        "nested": {"deeper": {"video_id": C}},
-        "text": A,
-        # Task context values are lazy mappings that reject plain string keys.
-        "triggering_asset_events": StrictMapping(),
-    }
-    assert video_ids_of(op_kwargs) == [A, B, C]
+def test_failure_callback_reads_the_videos_from_typed_arguments() -> None:
+    encode = encode_of(A)
+    assert video_ids_of_task({"encode": encode.to_xcom()}, {}) == [A]
+    jobs = [VideoJob(B, "ready").to_xcom(), None, VideoJob(A, "failed", "x").to_xcom()]
+    assert video_ids_of_task({"jobs": jobs, "transcoded": [[{"video_id": C}]]}, {}) == [B, A]
+    # A task of the whole run (probe): every video the run was given.
+    context = {"params": {"video_id": C, "force": False}, "triggering_asset_events": {}}
+    assert video_ids_of_task({}, context) == [C]
 
 
-class StrictMapping(Mapping[object, object]):
-    """Like the task context's ``triggering_asset_events``: only asset keys allowed."""
+def encode_of(video_id: str) -> Encode:
+    rung = LadderRung("720p", 1280, 720, Fraction(30000, 1001), 4_500_000)
+    return Encode(
+        video_id=video_id,
+        version="v1",
+        source_key=f"originals/{video_id}/source",
+        duration=7.5,
+        label="720p",
+        video_index=0,
+        audio_index=None,
+        renditions=(RenditionPlan("video", "720p", rung=rung, storyboard=True),),
+    )
 
-    def __getitem__(self, key: object) -> object:
-        raise TypeError(f"Key should be either an asset or an asset alias, not {type(key)}")
 
-    def __iter__(self) -> Iterator[object]:
-        raise TypeError("not iterable by key")
+def test_the_message_wire_format_is_unchanged() -> None:
+    message = ProcessingMessage.for_video(A.upper(), size=10, sha256="ab")
+    # Hand-written: what the upload service's outbox relay has always published.
+    assert message.to_json() == (
+        f'{{"sha256":"ab","size":10,"source_key":"originals/{A}/source","video_id":"{A}"}}'
+    )
+    assert ProcessingMessage.parse(message.to_json()) == message
+    assert ProcessingMessage.parse(json.dumps({"video_id": A, "size": True})) == (
+        ProcessingMessage(A, f"originals/{A}/source", None, None)
+    )
 
-    def __len__(self) -> int:
-        return 1
+
+def test_every_contract_round_trips_through_its_xcom() -> None:
+    encode = encode_of(A)
+    assert Encode.from_xcom(json.loads(json.dumps(encode.to_xcom()))) == encode
+    job = plan_job(A, 1280, 720, audio=True)
+    assert VideoJob.from_xcom(json.loads(json.dumps(job.to_xcom()))) == job
+    result = RenditionResult(A, "720p", "failed", "why")
+    assert RenditionResult.from_xcom(json.loads(json.dumps(result.to_xcom()))) == result
+    thumbs = Thumbnails(A, "ready", urls={"small": "http://x/s.jpg"})
+    assert Thumbnails.from_xcom(json.loads(json.dumps(thumbs.to_xcom()))) == thumbs
+    outcome = Outcome(A, "published", version="v1")
+    assert Outcome.from_xcom(json.loads(json.dumps(outcome.to_xcom()))) == outcome
 
 
 def test_versions_are_unique_per_run_video_and_attempt() -> None:
     versions = {media_version(r, v, t) for r in ("r1", "r2") for v in (A, B) for t in (1, 2)}
     assert len(versions) == 8
     assert media_version("r1", A, 1) == media_version("r1", A, 1)
+
+
+def plan_job(video_id: str, width: int, height: int, *, audio: bool) -> VideoJob:
+    return VideoJob.from_xcom(job(video_id, width, height, audio=audio))
+
+
+def plan(jobs: list[Any], encodes_per_video: int) -> list[dict[str, Any]]:
+    """plan_encodes over jobs in their XCom form, answered in XCom form."""
+    typed = [VideoJob.from_xcom(j) if j else None for j in jobs]
+    return [e.to_xcom() for e in plan_encodes(typed, encodes_per_video=encodes_per_video)]
 
 
 def job(video_id: str, width: int, height: int, *, audio: bool) -> dict[str, Any]:
@@ -138,14 +182,14 @@ def renditions_of(items: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 def test_one_task_per_rendition_when_encodes_are_not_shared() -> None:
-    items = plan_encodes(
+    items = plan(
         [
             job(A, 1280, 720, audio=True),
             {"video_id": B, "status": "failed"},
             None,
             job(C, 640, 360, audio=False),
         ],
-        encodes_per_video=10,
+        10,
     )
     assert all(len(i["renditions"]) == 1 for i in items)
     names = renditions_of(items)
@@ -157,7 +201,7 @@ def test_one_task_per_rendition_when_encodes_are_not_shared() -> None:
     audio_item = next(i for i in items if i["renditions"][0]["name"] == "audio")
     assert AudioPlan.from_dict(audio_item["renditions"][0]["audio"]) == AudioPlan(copy=False)
     assert (audio_item["video_index"], audio_item["audio_index"]) == (0, 1)
-    single = plan_encodes([job(A, 640, 360, audio=False)], encodes_per_video=10)
+    single = plan([job(A, 640, 360, audio=False)], 10)
     assert [i["label"] for i in single] == ["360p", "234p"]
     assert single[0]["audio_index"] is None
     # Exactly one rendition per video makes the storyboard: the smallest.
@@ -169,19 +213,19 @@ def test_one_task_per_rendition_when_encodes_are_not_shared() -> None:
 
 
 def test_a_video_is_split_into_balanced_encodes_that_share_a_decode() -> None:
-    items = plan_encodes([job(A, 1920, 1080, audio=True)], encodes_per_video=2)
+    items = plan([job(A, 1920, 1080, audio=True)], 2)
     # 1080p alone weighs about as much as the five rungs below it together.
     assert [i["label"] for i in items] == ["720p+540p+432p+360p+234p", "1080p+audio"]
     assert sorted(n for _, n in renditions_of(items)) == sorted(
         ["1080p", "720p", "540p", "432p", "360p", "234p", "audio"]
     )
     assert all(i["version"] == "v1" and i["duration"] == 10.0 for i in items)
-    one = plan_encodes([job(A, 1920, 1080, audio=True)], encodes_per_video=1)
+    one = plan([job(A, 1920, 1080, audio=True)], 1)
     assert [i["label"] for i in one] == ["1080p+720p+540p+432p+360p+234p+audio"]
 
 
 def test_several_videos_each_get_their_encodes_biggest_first() -> None:
-    items = plan_encodes(
+    items = plan(
         [job(C, 640, 360, audio=False), job(A, 1280, 720, audio=True)], encodes_per_video=2
     )
     assert [(i["video_id"], i["label"].split()[0]) for i in items] == [
@@ -196,13 +240,13 @@ def test_several_videos_each_get_their_encodes_biggest_first() -> None:
 def test_grouping_keeps_every_rendition_once_and_balances_the_cost(groups: int) -> None:
     costs = [9.0, 4.0, 3.0, 2.0, 1.0, 1.0]
     renditions = [
-        {"kind": "video", "name": f"r{i}", "rung": {"width": c, "height": 1, "frame_rate": "1"}}
+        RenditionPlan("video", f"r{i}", rung=LadderRung(f"r{i}", int(c), 1, Fraction(1), 1))
         for i, c in enumerate(costs)
-    ] + [{"kind": "audio", "name": "audio"}]
+    ] + [RenditionPlan("audio", "audio")]
     bins = group_renditions(renditions, groups)
     assert len(bins) == groups
-    assert sorted(r["name"] for b in bins for r in b) == sorted(r["name"] for r in renditions)
-    loads = [sum(r["rung"]["width"] for r in b if r["kind"] == "video") for b in bins]
+    assert sorted(r.name for b in bins for r in b) == sorted(r.name for r in renditions)
+    loads = [sum(r.rung.width for r in b if r.rung is not None) for b in bins]
     # Longest processing time first: no group exceeds the mean by more than the biggest item.
     assert max(loads) <= sum(costs) / groups + max(costs)
     assert len(group_renditions(renditions[:2], 5)) == 2  # never an empty encode

@@ -5,7 +5,9 @@
   URL is built from settings, without network, because DAG files are parsed often.
 * :func:`on_task_failure`: the ``on_failure_callback`` that records an unexpected
   failure (after the last retry) as the ``failure_reason`` of every video the task was
-  working on.
+  working on, read from its typed arguments (:func:`video_ids_of_task`).
+* The task bodies (:func:`probe`, :func:`transcode`, :func:`thumbnails`, :func:`publish`,
+  :func:`report`): XComs in, typed steps of ``vidflow.processing``, XComs out.
 * Small readers of the task context (asset events, whether a run is still active).
 
 Imports stay light: this module is imported when the DAG file is parsed.
@@ -14,7 +16,7 @@ Imports stay light: this module is imported when the DAG file is parsed.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from airflow.sdk import Asset, AssetWatcher
@@ -125,27 +127,6 @@ def failed_tasks(context: Mapping[str, Any]) -> list[str]:
     )
 
 
-def _video_ids(value: Any, depth: int = 0) -> Iterator[str]:
-    # Plain containers only: op_kwargs also hold the task context (lazy mappings of
-    # asset events, connections...) that must not be walked.
-    if depth > 4:
-        return
-    if isinstance(value, dict):
-        video_id = value.get("video_id")
-        if isinstance(video_id, str) and video_id:
-            yield video_id
-        for item in value.values():
-            yield from _video_ids(item, depth + 1)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _video_ids(item, depth + 1)
-
-
-def video_ids_of(op_kwargs: Mapping[str, Any]) -> list[str]:
-    """Video ids found in a task's (resolved) arguments."""
-    return list(dict.fromkeys(_video_ids(dict(op_kwargs))))
-
-
 def is_last_attempt(context: Mapping[str, Any]) -> bool:
     """Whether a failure of the running task would be final (no retry left)."""
     return bool(context["ti"].try_number > (context["task"].retries or 0))
@@ -168,19 +149,32 @@ def videos_of_run(context: Mapping[str, Any]) -> list[str]:
     return [request.video_id for request in requests]
 
 
+def video_ids_of_task(op_kwargs: Mapping[str, Any], context: Mapping[str, Any]) -> list[str]:
+    """The videos a task was working on, read from its typed arguments: an ``encode``
+    (the mapped transcode) names one video, ``jobs`` (thumbnails, publish) the run's
+    ready videos; a task of the whole run (probe) concerns every video the run was given.
+    """
+    from vidflow.processing.contracts import Encode, VideoJob
+
+    encode = op_kwargs.get("encode")
+    if isinstance(encode, Mapping):
+        return [Encode.from_xcom(encode).video_id]
+    jobs = op_kwargs.get("jobs")
+    if jobs:
+        return list(dict.fromkeys(VideoJob.from_xcom(job).video_id for job in jobs if job))
+    return videos_of_run(context)
+
+
 def on_task_failure(context: Mapping[str, Any]) -> None:
     """Record an unexpected failure on the videos the failed task was working on."""
     from vidflow.config import get_settings
-    from vidflow.processing.steps import record_unexpected_failure
+    from vidflow.processing.runs import record_unexpected_failure
 
     task = context["task"]
     try:
-        video_ids = video_ids_of(getattr(task, "op_kwargs", None) or {})
+        video_ids = video_ids_of_task(getattr(task, "op_kwargs", None) or {}, context)
     except Exception:
-        log.exception("could not read the failed task's arguments")
-        return
-    if not video_ids:
-        # A task of the whole run (probe): it concerned every video the run was given.
+        log.exception("could not read the videos of the failed task; using the run's")
         video_ids = videos_of_run(context)
     if not video_ids:
         log.error("%s failed and names no video; reconciliation will re-enqueue", task.task_id)
@@ -192,3 +186,136 @@ def on_task_failure(context: Mapping[str, Any]) -> None:
         what=f"running {task.task_id}",
         error=context.get("exception"),
     )
+
+
+# --- the task bodies of video_processing (typed steps, XComs converted here) ---------------
+
+
+def probe(context: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every video of the run probed and planned: pushes the ``jobs`` XCom, returns the
+    encodes of the mapped transcode task."""
+    from vidflow.config import get_settings
+    from vidflow.processing.probing import probe_videos
+
+    params, ti = context["params"], context["ti"]
+    planned = probe_videos(
+        asset_event_extras(context),
+        video_id=params["video_id"],
+        force=params["force"],
+        settings=get_settings(),
+        run_id=context["run_id"],
+        attempt=ti.try_number,
+        last_attempt=is_last_attempt(context),
+        is_run_active=run_activity_probe(context),
+    )
+    ti.xcom_push(key="jobs", value=[job.to_xcom() for job in planned.jobs])
+    return [encode.to_xcom() for encode in planned.encodes]
+
+
+def transcode(encode: Mapping[str, Any], context: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One encode: its renditions encoded, cut and staged."""
+    from vidflow.config import get_settings
+    from vidflow.processing.contracts import Encode
+    from vidflow.processing.transcoding import transcode_encode
+
+    results = transcode_encode(
+        Encode.from_xcom(encode), settings=get_settings(), run_id=context["run_id"]
+    )
+    return [result.to_xcom() for result in results]
+
+
+def _jobs(jobs: Iterable[Mapping[str, Any] | None]) -> list[Any]:
+    from vidflow.processing.contracts import VideoJob
+
+    return [VideoJob.from_xcom(job) for job in jobs if job]
+
+
+def thumbnails(
+    jobs: Iterable[Mapping[str, Any] | None], context: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """Posters of every ready video of the run."""
+    from vidflow.config import get_settings
+    from vidflow.processing.posters import thumbnails_of_run
+
+    made = thumbnails_of_run(
+        _jobs(jobs),
+        settings=get_settings(),
+        run_id=context["run_id"],
+        last_attempt=is_last_attempt(context),
+    )
+    return [result.to_xcom() for result in made]
+
+
+def publish(
+    jobs: Iterable[Mapping[str, Any] | None],
+    transcoded: Iterable[Sequence[Mapping[str, Any] | None] | None],
+    thumbnails: Iterable[Mapping[str, Any] | None],
+    context: Mapping[str, Any],
+) -> list[dict[str, Any]]:
+    """Package and publish every video of the run (a transcode task that never ran
+    gives None)."""
+    from vidflow.config import get_settings
+    from vidflow.processing.contracts import RenditionResult, Thumbnails
+    from vidflow.processing.publishing import publish_videos
+
+    outcomes = publish_videos(
+        _jobs(jobs),
+        [RenditionResult.from_xcom(r) for result in transcoded if result for r in result if r],
+        [Thumbnails.from_xcom(t) for t in thumbnails if t],
+        settings=get_settings(),
+        run_id=context["run_id"],
+        last_attempt=is_last_attempt(context),
+    )
+    return [outcome.to_xcom() for outcome in outcomes]
+
+
+def report(
+    outcomes: Iterable[Mapping[str, Any] | None], context: Mapping[str, Any]
+) -> dict[str, list[str]]:
+    """The run's videos by outcome; fails the run when a task or a video failed
+    unexpectedly (it was recorded on the videos already)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from vidflow.processing.contracts import ERROR, Outcome
+    from vidflow.processing.publishing import summarize
+
+    table = summarize(Outcome.from_xcom(o) for o in outcomes if o)
+    broken = failed_tasks(context)
+    if broken or table.get(ERROR):
+        raise AirflowFailException(
+            f"unexpected failures (recorded on the videos): tasks {broken}, "
+            f"videos {table.get(ERROR, [])}"
+        )
+    return table
+
+
+# --- the task bodies of video_reconciliation ------------------------------------------------
+
+
+def reenqueue_stuck_videos(context: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Re-enqueue videos stuck in ``processing`` through the outbox, then relay the new
+    messages at once (the upload service's relays would pick them up anyway)."""
+    from vidflow.config import get_settings
+    from vidflow.outbox import enqueue, relay_once
+    from vidflow.processing.maintenance import reconcile
+
+    current = get_settings()
+    outbox_ids: list[int] = []
+
+    def add_message(conn: Any, payload: dict[str, Any]) -> None:
+        outbox_ids.append(enqueue(conn, topic=current.processing_queue, payload=payload))
+
+    result = reconcile(
+        settings=current, is_run_active=run_activity_probe(context), enqueue=add_message
+    )
+    if outbox_ids:
+        relay_once(settings=current, ids=outbox_ids)
+    return result
+
+
+def sweep_orphaned_versions(context: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Delete media versions nothing points at (superseded ones after their grace)."""
+    from vidflow.config import get_settings
+    from vidflow.processing.maintenance import sweep_orphaned_versions as sweep
+
+    return sweep(settings=get_settings(), is_run_active=run_activity_probe(context))

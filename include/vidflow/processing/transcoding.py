@@ -1,0 +1,216 @@
+"""The transcode step: one :class:`~vidflow.processing.contracts.Encode` per mapped task.
+
+One ffmpeg decodes the source once (through a presigned URL, with the allow-lists of
+:mod:`vidflow.media.untrusted` and a timeout proportional to the source's duration) and
+encodes the encode's renditions; each rendition is then cut into CMAF segments, gets its
+playlists and is uploaded to the version prefix (a staging area nobody reads yet). The
+smallest video rendition also makes the storyboard from its keyframes.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from vidflow.config import Settings
+from vidflow.media import encode, package, thumbnails
+from vidflow.processing import catalog, objects
+from vidflow.processing.contracts import (
+    AUDIO,
+    FAILED,
+    READY,
+    SKIPPED,
+    Encode,
+    RenditionPlan,
+    RenditionResult,
+)
+from vidflow.processing.runs import Report, scratch, still_ours
+from vidflow.storage import s3_client
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+
+DECODE_FAILED = (
+    "The video could not be decoded to its end: the file is corrupt or uses a feature we "
+    "do not support."
+)
+
+
+def encode_command(item: Encode, source: str, work: Path, *, settings: Settings) -> list[str]:
+    """The ffmpeg command of an encode: every video rendition to ``work/{name}.mp4``, the
+    audio rendition to segments in ``work/audio/``."""
+    videos = [
+        encode.VideoOutput(r.rung, work / f"{r.name}.mp4")
+        for r in item.renditions
+        if r.kind != AUDIO and r.rung is not None
+    ]
+    sound = next((r for r in item.renditions if r.kind == AUDIO and r.audio), None)
+    audio = None
+    if sound is not None and sound.audio is not None:
+        audio = encode.AudioOutput(sound.audio, work / AUDIO)
+        audio.directory.mkdir(exist_ok=True)
+    return encode.encode_args(
+        source,
+        videos=videos,
+        audio=audio,
+        video_index=item.video_index,
+        audio_index=item.audio_index,
+        segment_seconds=settings.segment_seconds,
+        preset=settings.x264_preset,
+        crf=settings.x264_crf,
+    )
+
+
+def encode_timeout(settings: Settings, duration: float) -> float:
+    """Seconds an encode's ffmpeg may run before it is stopped."""
+    return max(
+        float(settings.encode_timeout_min_seconds), settings.encode_timeout_factor * duration
+    )
+
+
+def transcode_encode(
+    item: Encode,
+    *,
+    settings: Settings,
+    run_id: str,
+    report: Report | None = None,
+) -> list[RenditionResult]:
+    """Encode the renditions of one work item with one ffmpeg (one decode of the source),
+    cut their CMAF segments and upload each rendition to its folder under the version
+    prefix (a staging area nobody reads yet). One result per rendition."""
+    say = report or log.info
+    video_id, label = item.video_id, item.label
+    names = [r.name for r in item.renditions]
+    if not still_ours(settings, video_id, run_id):
+        say(f"{label}: video {video_id} is no longer claimed by this run; skipping")
+        return [RenditionResult(video_id, name, SKIPPED, "claim lost") for name in names]
+    s3 = s3_client(settings)
+    url = objects.presigned_get(
+        s3, settings.bucket_originals, item.source_key, settings.presigned_url_seconds
+    )
+    with scratch(settings) as directory:
+        work = Path(directory)
+        args = encode_command(item, url, work, settings=settings)
+        try:
+            stats = encode.run_ffmpeg(
+                args,
+                label=label,
+                duration=item.duration,
+                report=say,
+                timeout=encode_timeout(settings, item.duration),
+            )
+        except encode.EncodeError as error:
+            if not error.source_at_fault:
+                raise
+            say(f"{label}: the source failed to decode: {_last_line(error.stderr_tail)}")
+            catalog.mark_failed(
+                settings=settings, video_id=video_id, run_id=run_id, reason=DECODE_FAILED
+            )
+            return [RenditionResult(video_id, name, FAILED, DECODE_FAILED) for name in names]
+        encoded = {
+            "encode": label,
+            "preset": settings.x264_preset,
+            "wall_seconds": round(stats.wall_seconds, 3),
+            "realtime_factor": round(stats.realtime_factor, 3),
+            "fps": round(stats.fps, 2) if stats.fps else None,
+        }
+        # Cutting is file work and uploads wait on storage: all renditions at once.
+        stage = partial(
+            _stage_rendition, work=work, s3=s3, settings=settings, item=item, stats=encoded
+        )
+        with ThreadPoolExecutor(len(item.renditions), thread_name_prefix="stage") as pool:
+            return list(pool.map(partial(stage, report=say), item.renditions))
+
+
+def _stage_rendition(
+    rendition: RenditionPlan,
+    *,
+    work: Path,
+    s3: S3Client,
+    settings: Settings,
+    item: Encode,
+    stats: dict[str, Any],
+    report: Report,
+) -> RenditionResult:
+    """Cut one encoded rendition into its segments and playlists and upload them."""
+    name = rendition.name
+    out_dir = work / f"{name}.segments"
+    storyboard: Path | None = None
+    if rendition.audio is not None:
+        source_dir = work / AUDIO
+        (source_dir / "ffmpeg.m3u8").unlink(missing_ok=True)
+        source_dir.rename(out_dir)
+        media = package.collect_segments(
+            out_dir,
+            name=name,
+            kind=AUDIO,
+            sample_rate=rendition.audio.sample_rate,
+            channels=rendition.audio.channels,
+            segment_seconds=settings.segment_seconds,
+        )
+    elif rendition.rung is not None:
+        rung = rendition.rung
+        fmp4 = work / f"{name}.mp4"
+        out_dir.mkdir()
+        media = package.cut_video(
+            fmp4,
+            out_dir,
+            name=name,
+            width=rung.width,
+            height=rung.height,
+            frame_rate=float(rung.frame_rate),
+            segment_seconds=settings.segment_seconds,
+        )
+        if rendition.storyboard:
+            storyboard = _storyboard(settings, fmp4, item.duration, work / "thumbnails")
+        fmp4.unlink()
+    else:
+        raise ValueError(f"rendition {name} has neither a rung nor an audio plan")
+
+    version = objects.version_prefix(item.video_id, item.version)
+    prefix = f"{version}{name}/"
+    # A retry may find a previous attempt's objects: start from an empty prefix.
+    objects.delete_prefix(s3, settings.bucket_media, prefix)
+    uploaded = objects.upload_tree(s3, out_dir, settings.bucket_media, prefix)
+    storyboard_url = None
+    if storyboard is not None:
+        board = f"{version}thumbnails/"
+        objects.upload_tree(s3, storyboard.parent, settings.bucket_media, board)
+        storyboard_url = objects.public_url(settings, board + storyboard.name)
+    summary = media.summary()
+    report(
+        f"{name}: {summary.segment_count} segments, {len(uploaded)} objects, "
+        f"peak {summary.peak_bitrate / 1000:.0f} kb/s, average {summary.average_bitrate / 1000:.0f}"
+        f" kb/s"
+    )
+    return RenditionResult(
+        item.video_id,
+        name,
+        READY,
+        summary=summary,
+        storyboard_url=storyboard_url,
+        stats=stats,
+    )
+
+
+def _storyboard(settings: Settings, rendition: Path, duration: float, directory: Path) -> Path:
+    gop = encode.gop_seconds(settings.segment_seconds)
+    interval = thumbnails.storyboard_interval(duration, settings.storyboard_interval_seconds, gop)
+    return thumbnails.make_storyboard(
+        str(rendition),
+        duration,
+        directory,
+        interval,
+        keyframes_only=True,
+        timeout=settings.tool_timeout_seconds,
+    )
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "unknown error"
