@@ -1,7 +1,10 @@
 """The video processing service layer: what the video_processing DAG's tasks call.
 
-``requests`` turns queue messages and UI Params into work items; ``catalog`` holds the
-catalog transactions (claim, publish, fail, reconcile); ``objects`` the object-storage
-side (presigned sources, uploads of staged output, clean-up); ``steps`` composes them with
-``vidflow.media`` into the DAG's steps. None of it imports Airflow.
+``contracts`` defines what the tasks hand each other (queue message, video job, encode,
+rendition result, thumbnails, outcome); ``requests`` turns queue messages and UI Params
+into work items. The steps, one module each: ``probing`` (claim, probe, validate, plan),
+``planning`` (fan-out into encodes), ``transcoding`` (encode, cut, stage), ``posters``,
+``publishing`` (manifests, the catalog flip) and ``maintenance`` (reconciliation, the
+orphan sweep); ``runs`` holds what they share. ``catalog`` holds the catalog
+transactions and ``objects`` the object-storage side. None of it imports Airflow.
 """
