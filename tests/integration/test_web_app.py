@@ -83,12 +83,12 @@ class Journey:
 
 
 def make_clip(path: Path) -> Path:
-    """A 12 s 480x270 clip with sound, about 2 MiB (bitrate high enough that the throttled
+    """A 12 s 320x180 clip with sound, about 1.8 MiB (bitrate high enough that the throttled
     upload takes several seconds)."""
     subprocess.run(
         [
             "ffmpeg", "-nostdin", "-loglevel", "error", "-y",
-            "-f", "lavfi", "-i", f"testsrc2=size=480x270:rate=25:duration={CLIP_SECONDS}",
+            "-f", "lavfi", "-i", f"testsrc2=size=320x180:rate=25:duration={CLIP_SECONDS}",
             "-f", "lavfi", "-i", f"sine=frequency=330:sample_rate=44100:duration={CLIP_SECONDS}",
             "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
             "-b:v", "1200k", "-maxrate", "1200k", "-bufsize", "600k",
@@ -175,6 +175,7 @@ def test_anonymous_home_shows_regional_trending_and_the_region_switch(journey: J
     page.get_by_test_id("region").select_option("eu-west")
     feed.get_by_role("heading", name="Trending in eu-west").wait_for()
     assert page.get_by_test_id("feed").get_attribute("data-region") == "eu-west"
+    assert any("/v1/trending?region=eu-west" in u for u in journey.requests)
     # The choice is remembered; back to the first region for the rest of the journey.
     page.reload()
     page.get_by_test_id("feed").get_by_role("heading", name="Trending in eu-west").wait_for()
@@ -310,12 +311,13 @@ def test_upload_pauses_resumes_and_becomes_processed(journey: Journey, tmp_path:
 
 
 def _related_candidates(settings: Settings, exclude: uuid.UUID, n: int) -> list[uuid.UUID]:
-    """Processed videos with published media, none of them the journey's."""
+    """Processed videos other tests leave alone: the oldest ones (the traffic model's
+    registered catalog), never the journey's own."""
     with get_engine(settings).connect() as conn:
         rows = conn.execute(
             text(
                 "SELECT video_id FROM videos WHERE status = 'processed' AND video_id <> :v "
-                "AND manifest_url IS NOT NULL ORDER BY upload_timestamp DESC LIMIT :n"
+                "ORDER BY upload_timestamp, video_id LIMIT :n"
             ),
             {"v": exclude, "n": n},
         ).scalars()
@@ -350,6 +352,12 @@ def test_watch_plays_from_the_edge_posts_events_and_recs_follow(journey: Journey
                     {"v": video_id, "r": rank, "o": other, "s": 1.0 / rank, "t": now},
                 )
         journey.related_inserted.append(video_id)
+        # Before the session: none of them is among the viewer's recommendations.
+        page.goto(journey.app("#/"))
+        page.get_by_test_id("feed").get_by_role("heading", name="Recommended for you").wait_for()
+        before = page.get_by_test_id("feed").get_by_test_id("video-card")
+        ids_before = [before.nth(i).get_attribute("data-video-id") for i in range(before.count())]
+        assert not set(ids_before) & {str(v) for v in related}, ids_before
 
     journey.requests.clear()
     page.goto(journey.app(f"#/watch/{video_id}"))
@@ -370,6 +378,11 @@ def test_watch_plays_from_the_edge_posts_events_and_recs_follow(journey: Journey
         timeout=15_000,
     )
     assert "refused" not in status.inner_text()
+    page.get_by_test_id("like").click()
+    page.wait_for_function(
+        "() => Number(document.querySelector('[data-testid=event-status]').dataset.accepted) >= 4",
+        timeout=15_000,
+    )
 
     # The events are stored, as this viewer's, with the page's region and device.
     stored = [
@@ -378,7 +391,7 @@ def test_watch_plays_from_the_edge_posts_events_and_recs_follow(journey: Journey
         for line in lines
     ]
     mine = [e for e in stored if e["video_id"] == str(video_id)]
-    assert {e["event_type"] for e in mine} >= {"play", "heartbeat", "complete"}, mine
+    assert {e["event_type"] for e in mine} >= {"play", "heartbeat", "complete", "like"}, mine
     assert {e["user_id"] for e in mine} == {str(journey.user_id)}
     assert {(e["region"], e["device"]) for e in mine} == {("us-east", "desktop")}
     assert len({e["session_id"] for e in mine}) == 1
@@ -406,17 +419,29 @@ def test_watch_plays_from_the_edge_posts_events_and_recs_follow(journey: Journey
         # The recommendations beside the player follow the session: the clip just watched
         # is gone and its related videos came up as session items.
         recs = page.get_by_test_id("watch-recs")
-        page.wait_for_function(
-            "ids => { const cards = [...document.querySelectorAll("
-            "'[data-testid=watch-recs] [data-testid=video-card]')];"
-            " return ids.every(id => cards.some(c => c.dataset.videoId === id"
-            " && c.dataset.source === 'session')); }",
-            arg=[str(v) for v in related],
-            timeout=15_000,
-        )
         cards = recs.get_by_test_id("video-card")
-        shown = [cards.nth(i).get_attribute("data-video-id") for i in range(cards.count())]
-        assert str(video_id) not in shown
+
+        def shown() -> list[tuple[str | None, str | None]]:
+            return [
+                (
+                    cards.nth(i).get_attribute("data-video-id"),
+                    cards.nth(i).get_attribute("data-source"),
+                )
+                for i in range(cards.count())
+            ]
+
+        try:
+            page.wait_for_function(
+                "ids => { const cards = [...document.querySelectorAll("
+                "'[data-testid=watch-recs] [data-testid=video-card]')];"
+                " return ids.every(id => cards.some(c => c.dataset.videoId === id"
+                " && c.dataset.source === 'session')); }",
+                arg=[str(v) for v in related],
+                timeout=15_000,
+            )
+        except playwright_sync.TimeoutError:
+            pytest.fail(f"session items {related} not shown; the list is {shown()}")
+        assert str(video_id) not in [v for v, _ in shown()]
     page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] / 2)
     preview.wait_for(state="visible")
     journey.shot("04-watch")

@@ -39,7 +39,7 @@ export async function watchView(el, videoId, context) {
   const scrub = h("input", { type: "range", min: 0, max: 1000, value: 0, step: 1, class: "scrub", "aria-label": "Seek", "data-testid": "scrub" });
   const preview = h("div", { class: "preview", hidden: true, "data-testid": "storyboard-preview" }, h("div", { class: "tile" }), h("span", {}));
   const eventStatus = h("div", { class: "event-status muted", "data-testid": "event-status", dataset: { accepted: "0", sent: "0" } }, "No watch events sent yet.");
-  const likeButton = h("button", { type: "button", "data-testid": "like" }, "👍 Like");
+  const likeButton = h("button", { type: "button", "data-testid": "like" }, "Like");
   const relatedBox = h("section", { class: "side-list", "data-testid": "related" }, h("h3", {}, "More like this"), h("p", { class: "muted" }, "Loading…"));
   const recsBox = h("section", { class: "side-list", "data-testid": "watch-recs" });
 
@@ -82,7 +82,7 @@ export async function watchView(el, videoId, context) {
   likeButton.addEventListener("click", () => {
     events.push("like", video.currentTime);
     likeButton.disabled = true;
-    likeButton.textContent = "👍 Liked";
+    likeButton.textContent = "Liked";
   });
   const untrack = trackPlayback(video, events);
 
