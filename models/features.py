@@ -131,11 +131,15 @@ class Sources:
         }
 
 
-def _ranks(scores: FloatArray) -> npt.NDArray[np.float32]:
-    order = np.argsort(-scores, axis=1, kind="stable")
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(scores.shape[1])[None, :], axis=1)
-    return ranks.astype(np.float32)
+#: The candidate generator each source stands for in the catalog's ``source`` column.
+#: EASE is collaborative filtering (item-item weights learnt from all histories).
+SOURCE_LABELS = {
+    "lightfm": "collaborative",
+    "cowatch": "co-watch",
+    "ease": "collaborative",
+    "content": "content",
+    "trending": "trending",
+}
 
 
 def candidate_frame(
@@ -146,21 +150,43 @@ def candidate_frame(
     data, stats = sources.data, sources.stats
     scores = sources.source_scores(batch)
     lists: dict[str, list[IntArray]] = {}
-    chosen = np.zeros((len(batch), data.n_items), dtype=bool)
-    for name, s in scores.items():
+    # per (viewer, item): its rank in each source's list (per_source when not in it), and
+    # the source that brought it: the best rank among the sources that PROPOSE it, i.e.
+    # score it above their worst (a source with nothing on the viewer, such as co-watch
+    # on an empty history, fills its list with ties that propose nothing), and know the
+    # viewer (for a viewer unknown to the model only trending does); ties: source order
+    ranks = {name: np.full((len(batch), data.n_items), per_source, np.int32) for name in scores}
+    never = 2 * per_source + 2
+    best_key = np.full((len(batch), data.n_items), never, dtype=np.int32)
+    origin = np.full((len(batch), data.n_items), -1, dtype=np.int8)
+    for number, (name, s) in enumerate(scores.items()):
         mask_seen(s, data, batch.users)
         s[s <= -1e8] = -np.inf  # items a source cannot score (EASE below its support)
         top = top_k(s, per_source)
         ok = np.isfinite(np.take_along_axis(s, top, axis=1))
         lists[name] = [row[m] for row, m in zip(top, ok, strict=True)]
         rows = np.repeat(np.arange(len(batch)), ok.sum(axis=1))
-        chosen[rows, top[ok]] = True
-    r, c = np.nonzero(chosen)
+        cols = top[ok]
+        positions = np.broadcast_to(np.arange(top.shape[1], dtype=np.int32), top.shape)[ok]
+        ranks[name][rows, cols] = positions
+        worst = np.min(np.where(np.isfinite(s), s, np.inf), axis=1)
+        proposes = s[rows, cols] > worst[rows]
+        if name != "trending":
+            proposes &= batch.users[rows] >= 0
+        key = positions + np.where(proposes, 0, per_source + 1).astype(np.int32)
+        better = key < best_key[rows, cols]
+        best_key[rows[better], cols[better]] = key[better]
+        origin[rows[better], cols[better]] = number
+    r, c = np.nonzero(origin >= 0)
     frame = pd.DataFrame({"user_id": np.asarray(user_ids)[r], "item_idx": c})
+    names = list(scores)
+    frame["origin"] = np.asarray([SOURCE_LABELS[n] for n in names], dtype=object)[origin[r, c]]
     for name, s in scores.items():
         vals = s[r, c]
         frame[f"{name}_score"] = np.where(np.isfinite(vals), vals, np.nan)
-        frame[f"{name}_rank"] = _ranks(s)[r, c]
+        # the rank in the source's own top list; one past its end when not in it (a full
+        # sort of every row for the exact rank cost more than the rest of scoring)
+        frame[f"{name}_rank"] = ranks[name][r, c].astype(np.float32)
         best = np.nanmax(np.where(np.isfinite(s), s, np.nan), axis=1)
         frame[f"{name}_rel"] = frame[f"{name}_score"] - best[r]
     plain = sources.ease.scores(batch)[r, c]

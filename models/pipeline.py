@@ -33,8 +33,8 @@ from models.candidates import finite_lists, mask_seen
 from models.candidates.content import Content, ContentParams
 from models.candidates.cowatch import CoWatch, CoWatchParams
 from models.candidates.lightfm_cf import LightFMParams, LightFMSource
-from models.candidates.trending import Trending, TrendingParams
-from models.features import SOURCE_NAMES, Sources, candidate_frame, item_stats
+from models.candidates.trending import Trending, TrendingParams, trending_lists
+from models.features import SOURCE_LABELS, SOURCE_NAMES, Sources, candidate_frame, item_stats
 from models.metrics import evaluate_lists
 from models.ranker import (
     FEATURE_GROUPS,
@@ -45,6 +45,7 @@ from models.ranker import (
     feature_columns,
     train_ranker,
 )
+from models.related import RelatedParams, related_videos
 from models.training_data import IntArray, TrainingData, UserBatch, batch_for, engagement_of
 
 BATCH = 512
@@ -193,12 +194,28 @@ def candidates_for(
     return pd.concat(frames, ignore_index=True), lists
 
 
+def ranked_rows(frame: pd.DataFrame, scores: npt.NDArray[np.float64], k: int) -> pd.DataFrame:
+    """The k best candidates per viewer by ``scores`` (ties: lower item index first) as
+    rows ``user_id, item_id, rank`` (1-based) plus the frame's other columns."""
+    ordered = frame.assign(_s=scores).sort_values(
+        ["user_id", "_s", "item_idx"], ascending=[True, False, True], kind="stable"
+    )
+    top = ordered.groupby("user_id", sort=False).head(k).drop(columns="_s")
+    return top.assign(rank=top.groupby("user_id", sort=False).cumcount() + 1)
+
+
 def ranked_lists(
     frame: pd.DataFrame, scores: npt.NDArray[np.float64], k: int
 ) -> dict[Any, list[str]]:
-    ordered = frame.assign(_s=scores).sort_values(["user_id", "_s"], ascending=[True, False])
-    top = ordered.groupby("user_id", sort=False).head(k)
+    top = ranked_rows(frame[["user_id", "item_id", "item_idx"]], scores, k)
     return {u: list(g) for u, g in top.groupby("user_id", sort=False)["item_id"]}
+
+
+def fallback_scores(frame: pd.DataFrame, source: str) -> npt.NDArray[np.float64]:
+    """A single source's order: its list rank, then (past its list) its score."""
+    score = frame[f"{source}_score"].fillna(-np.inf).to_numpy(np.float64)
+    squashed = np.arctan(score) / np.pi + 0.5  # in [0, 1], monotone: breaks rank ties
+    return np.asarray(-frame[f"{source}_rank"].to_numpy(np.float64) + squashed, np.float64)
 
 
 class Recommender:
@@ -277,7 +294,7 @@ class Recommender:
 
         source_ndcg = {
             s: evaluate_lists(
-                ranked_lists(frame, -frame[f"{s}_rank"].to_numpy(np.float64), 10),
+                ranked_lists(frame, fallback_scores(frame, s), 10),
                 truth,
                 n_items,
                 recall_ks=(10,),
@@ -337,23 +354,33 @@ class Recommender:
             self.sources, user_ids, reference_time, self.config.candidates_per_source
         )
 
-    def rank(self, frame: pd.DataFrame, k: int) -> dict[Any, list[str]]:
-        """Order candidates by the ranker, or by the fallback source's rank when
+    def order_scores(self, frame: pd.DataFrame) -> npt.NDArray[np.float64]:
+        """The ranker's scores of the candidates, or the fallback source's order when
         validation said the ranker is not better."""
         if self.fallback is not None:
-            return ranked_lists(frame, -frame[f"{self.fallback}_rank"].to_numpy(np.float64), k)
+            return fallback_scores(frame, self.fallback)
         if self.ranker is None:
             raise RuntimeError("fit the recommender first")
-        return ranked_lists(frame, self.ranker.predict(frame), k)
+        return self.ranker.predict(frame)
+
+    def rank(self, frame: pd.DataFrame, k: int) -> dict[Any, list[str]]:
+        return ranked_lists(frame, self.order_scores(frame), k)
 
     def recommend(
         self, user_ids: pd.Index, k: int = 50, reference_time: pd.Series | float | None = None
     ) -> pd.DataFrame:
-        """Top-k per viewer as rows (user_id, item_id, rank); unseen items only."""
+        """Top-k per viewer as rows (user_id, item_id, rank, source); unseen items only.
+        ``source`` is the candidate generator that brought the item (``SOURCE_LABELS``:
+        the source that ranked it highest in its own list)."""
         frame, _ = self.candidates(user_ids, reference_time)
-        lists = self.rank(frame, k)
-        rows = [(u, item, r + 1) for u, items in lists.items() for r, item in enumerate(items)]
-        return pd.DataFrame(rows, columns=["user_id", "item_id", "rank"])
+        if self.fallback is not None:  # the list is the fallback source's own
+            mine = frame[f"{self.fallback}_rank"] < self.config.candidates_per_source
+            frame["origin"] = frame["origin"].where(~mine, SOURCE_LABELS[self.fallback])
+        top = ranked_rows(
+            frame[["user_id", "item_id", "item_idx", "origin"]], self.order_scores(frame), k
+        )
+        out = top.rename(columns={"origin": "source"})[["user_id", "item_id", "rank", "source"]]
+        return out.reset_index(drop=True)
 
     def more_like_this(self, item_id: str, n: int = 10) -> list[str]:
         """Co-watch neighbours of an item, topped up by content neighbours."""
@@ -365,6 +392,46 @@ class Recommender:
         extra: IntArray = self.sources.content.more_like_this(idx, 2 * n)
         found += [int(i) for i in extra if int(i) not in found and int(i) != idx]
         return [str(ids[i]) for i in found[:n]]
+
+    def related(self, catalog: pd.DataFrame, params: RelatedParams | None = None) -> pd.DataFrame:
+        """ "More like this" for every item of ``catalog`` (``item_id, tags[, title]``):
+        rows ``item_id, rank, related_item_id, score, source`` (``models.related``)."""
+        if self.sources is None:
+            raise RuntimeError("fit the recommender first")
+        return related_videos(
+            catalog,
+            self.sources.data.item_ids,
+            self.sources.cowatch.similarity,
+            self.sources.lightfm.item_embeddings,
+            params or RelatedParams(title_weight=self.config.content.title_weight),
+        )
+
+    def trending(
+        self,
+        interactions: pd.DataFrame,
+        catalog: pd.DataFrame,
+        regions: tuple[str, ...],
+        n: int = 50,
+        at: float | None = None,
+    ) -> pd.DataFrame:
+        """Regional trending over ``interactions`` (typically fresher than the training
+        data) with this model's tuned half-life, restricted to ``catalog``'s items: rows
+        ``region, rank, item_id, score`` for each region and ``global``. ``at`` defaults to
+        the end of the hour of the last interaction."""
+        data = TrainingData.build(
+            interactions, catalog, self.config.positive_threshold, self.config.negative_weight
+        )
+        source = Trending(data, self.config.trending)
+        if at is None:
+            at = float(interactions["timestamp"].max()) + source.params.resolution_seconds
+        allowed = data.item_ids.isin(pd.Index(catalog["item_id"].astype(str)))
+        lists = trending_lists(source, at, regions, n, np.asarray(allowed))
+        rows = [
+            (region, rank + 1, str(data.item_ids[i]), score)
+            for region, items in lists.items()
+            for rank, (i, score) in enumerate(items)
+        ]
+        return pd.DataFrame(rows, columns=["region", "rank", "item_id", "score"])
 
     def save(self, path: Path) -> None:
         with path.open("wb") as out:

@@ -12,6 +12,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from models.topk import chunked_top_k
 from models.training_data import FloatArray, IntArray, TrainingData, UserBatch, sparse_rows
 
 
@@ -22,13 +23,14 @@ class CandidateSource(Protocol):
 
 
 def top_k(scores: FloatArray, k: int) -> IntArray:
-    """Column indexes of the k best scores per row, best first (argpartition, then a sort
-    of the k only). ``-inf`` marks items that must not be shown; rows with fewer allowed
-    items keep them at the end, to be dropped by ``finite_top_k``."""
+    """Column indexes of the k best scores per row, best first, ties by lower index
+    (``models.topk``: a chunk-maximum bound, then a sort of the few candidates).
+    ``-inf`` marks items that must not be shown; rows with fewer allowed items keep them
+    at the end, to be dropped by ``finite_lists``."""
     k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1).astype(np.int64)
+    if k == 0:
+        return np.empty((scores.shape[0], 0), dtype=np.int64)
+    return chunked_top_k(scores, k)
 
 
 def mask_seen(scores: FloatArray, data: TrainingData, users: IntArray) -> FloatArray:

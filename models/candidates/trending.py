@@ -112,3 +112,33 @@ class Trending:
                 continue
             out[rows] = self.at_times(batch.reference_time[rows], half_life_days, str(region))
         return out
+
+
+def trending_lists(
+    trending: Trending,
+    at: float,
+    regions: tuple[str, ...],
+    n: int,
+    allowed: npt.NDArray[np.bool_] | None = None,
+    global_name: str = "global",
+) -> dict[str, list[tuple[int, float]]]:
+    """The top ``n`` (item index, share of attention) per region and for ``global_name``
+    (every region) as of time ``at``; only ``allowed`` items, only items with a positive
+    score. A region with no events of its own gets the global list (a new region still
+    has something to show)."""
+    at_arr = np.asarray([at], dtype=np.float64)
+
+    def top(scores: FloatArray) -> list[tuple[int, float]]:
+        row = scores[0].astype(np.float64)
+        if allowed is not None:
+            row = np.where(allowed, row, 0.0)
+        order = np.lexsort((np.arange(len(row)), -row))[:n]
+        return [(int(i), float(row[i])) for i in order if row[i] > 0]
+
+    out = {global_name: top(trending.at_times(at_arr))}
+    for region in regions:
+        has_events = trending._regions is not None and bool((trending._regions == region).any())
+        out[region] = top(trending.at_times(at_arr, region=region)) if has_events else []
+        if not out[region]:
+            out[region] = out[global_name]
+    return out

@@ -96,13 +96,15 @@ def test_top_unwatched_drops_watched_and_reranks() -> None:
             "user_id": ["a", "a", "a", "a", "b"],
             "item_id": ["x", "y", "z", "w", "x"],
             "rank": [1, 2, 3, 4, 1],
+            "source": ["co-watch", "content", "trending", "collaborative", "trending"],
         }
     )
     watched = pd.DataFrame({"user_id": ["a", "b"], "item_id": ["y", "z"]})
-    out = top_unwatched(lists, watched, n=2, source="ranker")
+    out = top_unwatched(lists, watched, n=2)
     assert out[out.user_id == "a"][["item_id", "rank"]].values.tolist() == [["x", 1], ["z", 2]]
     assert out[out.user_id == "b"]["item_id"].tolist() == ["x"]
     assert out["score"].tolist() == [1.0, 0.5, 1.0]
+    assert out["source"].tolist() == ["co-watch", "trending", "trending"]  # kept per item
 
 
 def test_active_viewers_window() -> None:
@@ -123,7 +125,7 @@ def test_chunked_top_k_matches_a_full_sort() -> None:
     assert (chunked_top_k(scores, 10) == expected).all()
     assert chunked_top_k(scores, 10)[5].tolist() == list(range(10))
     small = np.array([[0.1, 0.9, 0.5]], dtype=np.float32)
-    assert chunked_top_k(small, 2).tolist() == [[1, 2]]  # fewer chunks than k: fallback
+    assert chunked_top_k(small, 2).tolist() == [[1, 2]]  # 2 chunks of 1 + a tail column
     with pytest.raises(ValueError, match="k must be"):
         chunked_top_k(small, 4)
 
@@ -137,5 +139,5 @@ def test_chunked_top_k_with_columns_outside_whole_chunks() -> None:
     scores = rng.standard_normal((16, 1003)).astype(np.float32)
     scores[:, 1002] = 100.0  # the best score of every row sits in the ragged tail
     expected = np.argsort(-scores, axis=1, kind="stable")[:, :7]
-    got = chunked_top_k(scores, 7, chunk=10)
+    got = chunked_top_k(scores, 7, n_chunks=100)  # 3 columns past the chunks
     assert (got == expected).all() and (got[:, 0] == 1002).all()

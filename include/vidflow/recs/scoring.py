@@ -1,21 +1,30 @@
-"""Batch scoring with the champion: top-N per active viewer into the catalog.
+"""Batch scoring with the champion: the catalog's three precomputed lists.
 
-``score`` loads ``models:/vidflow-recommender@champion``, asks its batch API (candidate
-sources are blocked matrix products with a partial sort, then the ranker) for every viewer
-active in the dataset, removes every video the viewer has watched (also those after the
-model's training cut, which the model itself cannot know), keeps the top N and writes:
+``score`` loads ``models:/vidflow-recommender@champion`` and writes, stamped with its
+version:
 
-* the catalog's ``recommendations`` table, swapped per hash partition: the rows go to a
-  temporary staging table first, then ONE transaction per partition deletes the rows of
-  the re-scored viewers that live in it and inserts their new rows, so a reader sees a
-  viewer's old list or new list, never a mix or nothing;
-* a Delta snapshot ``recs/recommendations`` partitioned by ``model_version``.
+* ``recommendations``: for every viewer active in the dataset, the top N (50) of its batch
+  API (candidate sources are blocked matrix products with the chunked top-k of
+  ``models.topk``, then the ranker), minus every video the viewer has watched (also
+  those after the model's training cut, which the model itself cannot know) and videos
+  no longer processed; ``source`` says which candidate generator brought each item
+  (collaborative, co-watch, content, trending);
+* ``related_videos``: "more like this", the top 20 per processed video
+  (``models.related``: co-watch, LightFM item embeddings, content, fused by rank);
+* ``trending_videos``: the top 50 per region of ``vidflow.regions`` and ``global``, the
+  trending source (time-decayed popularity, the champion's half-life) over the dataset,
+  i.e. fresher than the model's training data; the answer for new and anonymous viewers.
+
+The two sharded tables are swapped per hash partition (``vidflow.recs.publish``): staging
+first, then one transaction per partition, so a reader sees a key's old list or its new
+list, never a mix or nothing; trending in one transaction. Plus a Delta snapshot
+``recs/recommendations`` partitioned by ``model_version``.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,10 +32,14 @@ import pandas as pd
 
 from vidflow.config import Settings
 from vidflow.recs import ensure_models_importable
-from vidflow.recs.dataset import DatasetSummary, load_dataset
+from vidflow.recs.dataset import DatasetSummary, load_dataset, read_catalog_videos
+from vidflow.recs.publish import swap_partitioned, swap_trending
 from vidflow.recs.registry import CHAMPION, MODEL_NAME
+from vidflow.regions import REGION_NAMES
 
 TOP_N = 50
+RELATED_N = 20
+TRENDING_N = 50
 
 
 @dataclass(frozen=True)
@@ -36,6 +49,11 @@ class ScoringSummary:
     rows: int
     partitions: int
     skipped_viewers: int  # ids that are not UUIDs cannot go to the catalog
+    related_videos: int = 0  # videos with a "more like this" list
+    related_rows: int = 0
+    trending_regions: int = 0  # the regions plus "global"
+    trending_rows: int = 0
+    sources: dict[str, int] = field(default_factory=dict)  # recommendation rows per source
 
     def to_xcom(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,9 +70,9 @@ def active_viewers(interactions: pd.DataFrame, active_days: float) -> pd.Index:
     return pd.Index(sorted(recent["user_id"].unique()), name="user_id")
 
 
-def top_unwatched(lists: pd.DataFrame, watched: pd.DataFrame, n: int, source: str) -> pd.DataFrame:
+def top_unwatched(lists: pd.DataFrame, watched: pd.DataFrame, n: int) -> pd.DataFrame:
     """Drop every (viewer, video) in ``watched`` from ranked ``lists`` (user_id,
-    item_id, rank), re-rank from 1 and keep the first ``n``; score = 1 / rank."""
+    item_id, rank, source), re-rank from 1 and keep the first ``n``; score = 1 / rank."""
     seen = watched[["user_id", "item_id"]].drop_duplicates().assign(_seen=True)
     out = lists.merge(seen, how="left", on=["user_id", "item_id"])
     out = out[out["_seen"].isna()].drop(columns="_seen")
@@ -62,7 +80,6 @@ def top_unwatched(lists: pd.DataFrame, watched: pd.DataFrame, n: int, source: st
     out["rank"] = out.groupby("user_id").cumcount() + 1
     out = out[out["rank"] <= n].reset_index(drop=True)
     out["score"] = 1.0 / out["rank"]
-    out["source"] = source
     return out
 
 
@@ -74,66 +91,16 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
-def write_catalog(settings: Settings, rows: pd.DataFrame, model_version: str) -> int:
-    """Per-partition atomic swap of the viewers in ``rows``; returns the partitions."""
-    from sqlalchemy import text
-
-    from vidflow.catalog.db import get_engine
-    from vidflow.catalog.partitions import list_partitions
-
-    generated = datetime.now(UTC)
-    records = [
-        {
-            "user_id": r.user_id,
-            "rank": int(r.rank),
-            "video_id": r.item_id,
-            "score": float(r.score),
-            "source": r.source,
-            "model_version": model_version,
-            "generated_at": generated,
-        }
-        for r in rows.itertuples(index=False)
-    ]
-    engine = get_engine(settings)
-    with engine.connect() as conn:
-        parts = list_partitions(conn, "recommendations")
-        conn.execute(
-            text(
-                "CREATE TEMP TABLE IF NOT EXISTS recs_staging "
-                "(LIKE recommendations INCLUDING DEFAULTS)"
-            )
-        )
-        conn.execute(text("TRUNCATE recs_staging"))
-        if records:
-            conn.execute(
-                text(
-                    "INSERT INTO recs_staging (user_id, rank, video_id, score, source, "
-                    "model_version, generated_at) VALUES (CAST(:user_id AS uuid), :rank, "
-                    "CAST(:video_id AS uuid), :score, :source, :model_version, :generated_at)"
-                ),
-                records,
-            )
-        conn.commit()
-        for part in parts:  # one transaction per partition
-            conn.execute(
-                text(
-                    f"DELETE FROM {part} WHERE user_id IN "  # noqa: S608 - names from pg_class
-                    "(SELECT DISTINCT user_id FROM recs_staging)"
-                )
-            )
-            remainder = int(part.rsplit("_p", 1)[1])
-            conn.execute(
-                text(
-                    f"INSERT INTO {part} SELECT * FROM recs_staging "  # noqa: S608
-                    "WHERE satisfies_hash_partition('recommendations'::regclass, "
-                    ":modulus, :remainder, user_id)"
-                ),
-                {"modulus": len(parts), "remainder": remainder},
-            )
-            conn.commit()
-        conn.execute(text("DROP TABLE recs_staging"))
-        conn.commit()
-    return len(parts)
+def catalog_records(
+    rows: pd.DataFrame, renames: dict[str, str], model_version: str, generated: datetime
+) -> list[dict[str, Any]]:
+    """``rows`` as the catalog's column names, stamped with the version and time."""
+    frame = rows.rename(columns=renames)
+    return [
+        {**rec, "rank": int(rec["rank"]), "score": float(rec["score"]),
+         "model_version": model_version, "generated_at": generated}
+        for rec in frame.to_dict("records")
+    ]  # fmt: skip
 
 
 def write_snapshot(settings: Settings, rows: pd.DataFrame, model_version: str, spark: Any) -> None:
@@ -159,10 +126,14 @@ def score(
     active_days: float = 30.0,
     model_name: str = MODEL_NAME,
     spark: Any = None,
+    related_n: int = RELATED_N,
+    trending_n: int = TRENDING_N,
 ) -> ScoringSummary:
     ensure_models_importable()
     import mlflow
     from mlflow import MlflowClient
+
+    from models.related import RelatedParams
 
     mlflow.set_tracking_uri(settings.tracking_uri)
     client = MlflowClient(settings.tracking_uri)
@@ -170,14 +141,42 @@ def score(
     version = str(client.get_model_version_by_alias(model_name, CHAMPION).version)
     loaded = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
     recommender = loaded.unwrap_python_model().recommender
-    interactions, _ = load_dataset(summary)
+    interactions, items = load_dataset(summary)
+    catalog = items[items["item_id"].map(_is_uuid)]
+    processed = set(read_catalog_videos(settings)["video_id"])
+    catalog = catalog[catalog["item_id"].isin(processed)]
+    generated = datetime.now(UTC)
+
     users = active_viewers(interactions, active_days)
     known = users[[_is_uuid(u) for u in users]]
     most_watched = int(interactions.groupby("user_id").size().max())
-    lists = recommender.recommend(known, n + most_watched)
-    source = recommender.fallback or "ranker"
-    rows = top_unwatched(lists, interactions, n, source)
-    partitions = write_catalog(settings, rows, version)
+    # room for what gets dropped: watched videos and videos no longer processed
+    gone = len(set(recommender.sources.data.item_ids) - processed)
+    lists = recommender.recommend(known, n + most_watched + gone)
+    rows = top_unwatched(lists, interactions, n)
+    rows = rows[rows["item_id"].isin(processed)]
+    rows = rows.assign(rank=rows.groupby("user_id").cumcount() + 1)
+    rows = rows.assign(score=1.0 / rows["rank"])
+    partitions = swap_partitioned(
+        settings,
+        "recommendations",
+        catalog_records(rows, {"item_id": "video_id"}, version, generated),
+    )
+
+    related = recommender.related(
+        catalog, RelatedParams(n=related_n, title_weight=recommender.config.content.title_weight)
+    )
+    swap_partitioned(
+        settings,
+        "related_videos",
+        catalog_records(
+            related, {"item_id": "video_id", "related_item_id": "related_video_id"}, version,
+            generated,
+        ),
+    )  # fmt: skip
+    trending = recommender.trending(interactions, catalog, REGION_NAMES, trending_n)
+    swap_trending(settings, catalog_records(trending, {"item_id": "video_id"}, version, generated))
+
     if spark is None:
         from vidflow.spark import get_spark
 
@@ -189,4 +188,9 @@ def score(
         rows=len(rows),
         partitions=partitions,
         skipped_viewers=len(users) - len(known),
+        related_videos=int(related["item_id"].nunique()),
+        related_rows=len(related),
+        trending_regions=int(trending["region"].nunique()),
+        trending_rows=len(trending),
+        sources={str(k): int(v) for k, v in rows["source"].value_counts().items()},
     )
