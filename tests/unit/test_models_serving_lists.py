@@ -128,10 +128,10 @@ def test_recommended_items_say_which_source_brought_them() -> None:
     out = rec.recommend(pd.Index(["user0", "user3", "nobody"]), k=10)
     assert set(out["source"]) <= {"collaborative", "co-watch", "content", "trending"}
     assert set(SOURCE_LABELS.values()) == {"collaborative", "co-watch", "content", "trending"}
-    # a viewer with no history: only trending (and tag-free content) can propose
+    # a viewer unknown to the model: only trending proposes
     assert set(out[out.user_id == "nobody"]["source"]) == {"trending"}
-    frame, lists = rec.candidates(pd.Index(["user0"]))
-    # every candidate's source has it in its own list, at the best rank of all sources
+    frame, _ = rec.candidates(pd.Index(["user0"]))
+    # every candidate has an origin, one of the sources that listed it
     label_of = {"lightfm": "collaborative", "ease": "collaborative", "cowatch": "co-watch",
                 "content": "content", "trending": "trending"}  # fmt: skip
     assert frame["origin"].notna().all()
