@@ -26,7 +26,7 @@ status:  ## show each service and whether it answers
 urls:  ## print the UI URLs and logins
 	@$(STACK) urls
 
-demo: setup  ## bring the stack up and run the platform smoke DAG to success
+demo: setup  ## the whole platform: stack, clips, traffic, analytics, recs; prints the web app and a summary
 	@$(STACK) demo
 
 lint: setup  ## dependency check, ruff check, ruff format --check, mypy

@@ -3,18 +3,19 @@
 Steps, each a small function with a typed result, run in order by :func:`run_demo`:
 
 1. **stack**: every service up (``make up``), the demo's DAGs parsed;
-2. **catalog**: a handful of generated clips (titles and tags from the traffic model's
+2. **history**: days of traffic-model history (events, CloudFront logs, its viewers and
+   videos registered in the catalog); then one ``cdn_analytics`` run per hour of the last
+   history day (its data interval), which the scheduler works through beside the next
+   steps;
+3. **catalog**: a handful of generated clips (titles and tags from the traffic model's
    topics) uploaded with tus and processed by the scheduler's ``video_processing``;
-3. **history**: days of traffic-model history (events, CloudFront logs, its viewers and
-   videos registered in the catalog);
 4. **live**: the demo viewer watches two clips, then live viewers play streams through
    the edges for ``VIDFLOW_DEMO_LIVE_SECONDS``;
-5. **analytics**: ``platform_analytics`` over the history days and today, and
-   ``cdn_analytics`` for hours of the last history day (one run per hour, with its data
-   interval), all through the Airflow API and the real scheduler;
+5. **analytics**: ``platform_analytics`` over the history days and today (backfill
+   Params), through the Airflow API and the real scheduler;
 6. **recs**: ``recs_training``, then ``recs_scoring`` (the run the champion asset
    triggers, or one of the demo's own when the alias did not move);
-7. **cdn**: waits for the ``cdn_analytics`` runs (they ran beside the steps above);
+7. **cdn**: waits for the ``cdn_analytics`` runs;
 8. **summary**: figures read back from the catalog, the runs' outputs and MLflow.
 
 Every run has a name of its own (``demo__...``), so a second ``make demo`` on the same day
@@ -27,20 +28,23 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from vidflow.airflow_api import AirflowClient
 from vidflow.config import Settings
+from vidflow.platform.demo_baseline import ensure_popularity_metric
 from vidflow.platform.demo_runs import (
     RunRef,
     asset_run_after,
     ensure_run,
+    run_output,
     wait_for_runs,
 )
 from vidflow.platform.demo_summary import (
+    Champion,
     DemoSummary,
     catalog_figures,
     champion_of,
@@ -61,7 +65,7 @@ from vidflow.platform.demo_traffic import (
 Say = Callable[[str], None]
 T = TypeVar("T")
 
-STEPS: Final = ("stack", "catalog", "history", "live", "analytics", "recs", "cdn", "summary")
+STEPS: Final = ("stack", "history", "catalog", "live", "analytics", "recs", "cdn", "summary")
 DAGS: Final = (
     "video_processing",
     "platform_analytics",
@@ -171,11 +175,9 @@ def airflow_client(settings: Settings) -> AirflowClient:
 # --- steps 5 to 7: the runs ------------------------------------------------------------------
 
 
-def trigger_analytics(client: AirflowClient, plan: DemoPlan) -> tuple[RunRef, list[RunRef]]:
-    """platform_analytics over every demo day (history and today), and one cdn_analytics
-    run per demo hour with that hour as its data interval."""
-    conf = {"start_date": plan.first_day.isoformat(), "end_date": plan.today.isoformat()}
-    cdn = [
+def trigger_cdn(client: AirflowClient, plan: DemoPlan) -> list[RunRef]:
+    """One cdn_analytics run per demo hour, with that hour as its data interval."""
+    return [
         ensure_run(
             client,
             "cdn_analytics",
@@ -184,8 +186,12 @@ def trigger_analytics(client: AirflowClient, plan: DemoPlan) -> tuple[RunRef, li
         )
         for hour in plan.cdn_hours_utc()
     ]
-    platform = ensure_run(client, "platform_analytics", platform_run_id(plan), conf=conf)
-    return platform, cdn
+
+
+def trigger_platform(client: AirflowClient, plan: DemoPlan) -> RunRef:
+    """platform_analytics over every demo day: the history's and today (live traffic)."""
+    conf = {"start_date": plan.first_day.isoformat(), "end_date": plan.today.isoformat()}
+    return ensure_run(client, "platform_analytics", platform_run_id(plan), conf=conf)
 
 
 def analytics_done(client: AirflowClient, plan: DemoPlan) -> bool:
@@ -210,12 +216,11 @@ def read_live(path: Path) -> tuple[ViewerSession, LiveTraffic]:
     return ViewerSession(**viewer), LiveTraffic(**data["live"])
 
 
-def silver_counts(settings: Settings, run: RunRef) -> tuple[int, int]:
-    """(accepted, quarantined) events of a platform_analytics run, from its silver summary."""
-    from vidflow.orchestration.platform_analytics import read_summary, summary_path
-
-    summary = read_summary(summary_path(settings, run.dag_id, run.run_id))
-    return summary.accepted, sum(summary.quarantined.values())
+def silver_counts(client: AirflowClient, run: RunRef) -> tuple[int, int]:
+    """(accepted, quarantined) events of a platform_analytics run, from the silver summary
+    whose path its plan task published."""
+    summary = json.loads(Path(run_output(client, run, "summary")).read_text())
+    return int(summary["accepted"]), sum(int(n) for n in summary["quarantined"].values())
 
 
 def train_and_score(
@@ -271,6 +276,21 @@ def _scoring_run(client: AirflowClient, run_id: str) -> RunRef | None:
     return None if run is None else RunRef("recs_scoring", run_id, "reused")
 
 
+def champion_with_baseline(
+    settings: Settings, client: AirflowClient, recs: RecsRuns | None
+) -> Champion | None:
+    """The champion from MLflow, with popularity's NDCG@10 on the same holdout."""
+    if recs is None:
+        return None
+    champion = champion_of(settings, recs.model_name)
+    if champion is None or champion.popularity_ndcg_at_10 is not None:
+        return champion
+    popularity = ensure_popularity_metric(
+        client, settings.tracking_uri, recs.training.run_id, champion.run_id
+    )
+    return replace(champion, popularity_ndcg_at_10=popularity)
+
+
 # --- the whole demo --------------------------------------------------------------------------
 
 
@@ -321,15 +341,9 @@ def run_demo(
         wait_for_dags(client, say)
 
     steps.run("stack", stack)
-    catalog = report.catalog = steps.run(
-        "catalog",
-        lambda: seed_catalog(
-            settings, seed=plan.seed, count=plan.clips, seconds=plan.clip_seconds, say=say
-        ),
-    )
-    report.history = steps.run(
-        "history",
-        lambda: write_history(
+
+    def history() -> tuple[HistoryWritten, list[RunRef]]:
+        written = write_history(
             settings,
             seed=plan.seed,
             today=plan.today,
@@ -337,6 +351,18 @@ def run_demo(
             viewers=plan.history_viewers,
             videos=plan.history_videos,
             say=say,
+        )
+        # The CDN logs are all there now: cdn_analytics runs beside the next steps.
+        cdn = trigger_cdn(client, plan)
+        hours = ", ".join(f"{h:%Y-%m-%d %H}:00" for h in plan.cdn_hours_utc())
+        say(f"cdn_analytics for {hours} UTC: {', '.join(r.origin for r in cdn)} runs")
+        return written, cdn
+
+    report.history, cdn = steps.run("history", history)
+    catalog = report.catalog = steps.run(
+        "catalog",
+        lambda: seed_catalog(
+            settings, seed=plan.seed, count=plan.clips, seconds=plan.clip_seconds, say=say
         ),
     )
 
@@ -359,24 +385,23 @@ def run_demo(
 
     steps.run("live", live)
 
-    def analytics() -> tuple[RunRef, list[RunRef]]:
-        platform, cdn = trigger_analytics(client, plan)
+    def analytics() -> RunRef:
+        platform = trigger_platform(client, plan)
         say(
             f"platform_analytics {platform.run_id} ({platform.origin}) over "
-            f"{plan.first_day}..{plan.today}; cdn_analytics for "
-            f"{', '.join(f'{h:%Y-%m-%d %H}:00' for h in plan.cdn_hours_utc())} UTC"
+            f"{plan.first_day}..{plan.today}: silver, gate, gold, catalog sync"
         )
         wait_for_runs(client, [platform], say, timeout=RUN_TIMEOUT_SECONDS)
-        return platform, cdn
+        return platform
 
-    platform, cdn = steps.run("analytics", analytics)
+    platform = steps.run("analytics", analytics)
     report.recs = steps.run("recs", lambda: train_and_score(client, plan, say, model_name))
     steps.run("cdn", lambda: wait_for_runs(client, cdn, say, timeout=RUN_TIMEOUT_SECONDS))
-    accepted, quarantined = silver_counts(settings, platform)
-    report.analytics = AnalyticsRuns(platform, tuple(cdn), accepted, quarantined)
 
     def summary() -> DemoSummary:
         assert report.history is not None and report.viewer is not None
+        accepted, quarantined = silver_counts(client, platform)
+        report.analytics = AnalyticsRuns(platform, tuple(cdn), accepted, quarantined)
         clips, processed, recs = catalog_figures(settings, catalog.video_ids, report.viewer.user_id)
         return DemoSummary(
             clips_processed=clips,
@@ -386,8 +411,8 @@ def run_demo(
             viewer_events=report.viewer.events,
             analytics_accepted=accepted,
             analytics_quarantined=quarantined,
-            warming=warming_of(settings, tuple(cdn)),
-            champion=champion_of(settings, report.recs.model_name if report.recs else ""),
+            warming=warming_of(client, tuple(cdn)),
+            champion=champion_with_baseline(settings, client, report.recs),
             recommendations_for_viewer=recs,
         )
 

@@ -99,6 +99,19 @@ def ensure_run(
     return RunRef(dag_id, run_id, "new")
 
 
+def run_output(client: AirflowClient, run: RunRef, key: str, task_id: str = "plan") -> str:
+    """A path a task of the run published as XCom ``key`` (where the run keeps an output)."""
+    entry = client.request(
+        "GET",
+        f"/dags/{run.dag_id}/dagRuns/{run.run_id}/taskInstances/{task_id}/xcomEntries/{key}",
+        params={"map_index": -1, "deserialize": "true"},
+    )
+    value = entry.get("value")
+    if not isinstance(value, str) or not value:
+        raise RunFailed(f"{run.dag_id} run {run.run_id}: {task_id} published no {key!r}")
+    return value.strip('"')
+
+
 def failed_tasks(client: AirflowClient, ref: RunRef) -> list[str]:
     return sorted(
         ti["task_id"]

@@ -8,10 +8,12 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Final
 
+from vidflow.airflow_api import AirflowClient
 from vidflow.config import Settings
-from vidflow.platform.demo_runs import RunRef
+from vidflow.platform.demo_runs import RunRef, run_output
 from vidflow.platform.demo_traffic import DEMO_VIEWER
 
 
@@ -50,16 +52,15 @@ class DemoSummary:
     recommendations_for_viewer: int
 
 
-def warming_of(settings: Settings, runs: tuple[RunRef, ...]) -> Warming:
-    """The cdn_analytics runs' replay summaries, summed over hours and edges: how much of
-    the byte-hit gap between LRU and Belady the warm plans closed."""
-    from vidflow.orchestration.cdn_analytics import run_dir
-
+def warming_of(client: AirflowClient, runs: tuple[RunRef, ...]) -> Warming:
+    """The cdn_analytics runs' replay summaries (in the folder each run's plan task
+    published), summed over hours and edges: how much of the byte-hit gap between LRU and
+    Belady the warm plans closed."""
     hits = {"lru": 0, "warmed": 0, "belady": 0}
     total = 0
     edges = set()
     for run in runs:
-        path = run_dir(settings, run.run_id) / "replay.json"
+        path = Path(run_output(client, run, "run_dir")) / "replay.json"
         if not path.exists():
             raise FileNotFoundError(f"{run.dag_id} {run.run_id} wrote no replay summary {path}")
         for edge in json.loads(path.read_text()):
@@ -73,11 +74,7 @@ def warming_of(settings: Settings, runs: tuple[RunRef, ...]) -> Warming:
     return Warming(len(runs), len(edges), share, ratio["lru"], ratio["warmed"], ratio["belady"])
 
 
-POPULARITY_METRICS: Final = (
-    "popularity_ndcg_at_10",
-    "baseline_popularity_ndcg_at_10",
-    "ndcg_at_10_popularity",
-)
+POPULARITY_METRICS: Final = ("popularity_ndcg_at_10", "baseline_popularity_ndcg_at_10")
 
 
 def champion_of(settings: Settings, model_name: str) -> Champion | None:

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -200,8 +200,6 @@ class HistoryWritten:
     late_events: int
     objects: int
     cdn_requests: int
-    users_added: int
-    videos_added: int
     #: The synthetic videos the history watches (registered in the catalog).
     video_ids: tuple[str, ...]
     reused: bool
@@ -240,15 +238,17 @@ def write_history(
             say("the history's objects are gone from the events bucket: writing them again")
         else:
             say(f"history {tag} already written ({done['events']} events): reusing it")
-            stored = {**done["result"], "video_ids": tuple(done["result"]["video_ids"])}
+            names = {f.name for f in fields(HistoryWritten)} - {"start", "reused"}
+            stored = {k: v for k, v in done["result"].items() if k in names}
+            stored["video_ids"] = tuple(stored["video_ids"])
             return HistoryWritten(**stored, start=first, reused=True)
     say(
         f"seed {seed}: {viewers} viewers, {videos} videos, {days} days from {first} "
         f"({len(population.viral)} viral bursts)"
     )
     write_truth(population, truth_path(settings, seed, None))
-    added = register(population, settings)
-    say(f"catalog: {added.users} new users, {added.videos} new videos")
+    register(population, settings)
+    say(f"catalog: the history's viewers and {videos} videos registered (kept if present)")
     events = write_events(population, s3_put(settings), say)
 
     def put_log(key: str, body: bytes) -> None:
@@ -266,8 +266,6 @@ def write_history(
         late_events=events.late_events,
         objects=events.objects,
         cdn_requests=logs.requests,
-        users_added=added.users,
-        videos_added=added.videos,
         video_ids=video_ids,
         reused=False,
     )
