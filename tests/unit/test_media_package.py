@@ -11,7 +11,14 @@ import m3u8
 import pytest
 from mpegdash.parser import MPEGDASHParser
 
-from vidflow.media.fmp4 import Fragment, init_segment, parse_fragments, parse_init
+from vidflow.media.fmp4 import (
+    Fragment,
+    copy_range,
+    init_segment,
+    parse_fragments,
+    parse_init,
+    scan_file,
+)
 from vidflow.media.package import (
     IFrame,
     RenditionMedia,
@@ -321,3 +328,20 @@ def test_cut_video_writes_segments_and_playlists(tmp_path: Path) -> None:
     # The I-frame byte range: the moof, the mdat header and the first (3000-byte) sample.
     assert {f.length for f in iframes} == {moof_size + 8 + 3000}
     assert {f.duration for f in iframes} == {2.0}
+
+
+def test_a_file_is_scanned_box_by_box_like_the_bytes_are_parsed(tmp_path: Path) -> None:
+    data = init_bytes() + fragment_bytes(0, [1000, 50, 60], [0, 1024, -512])
+    data += box(b"styp", b"msdhmsix") + fragment_bytes(3 * 512, [900, 40], [0, 512])
+    path = tmp_path / "in.mp4"
+    path.write_bytes(data)
+    with path.open("rb") as handle:
+        init, track, fragments = scan_file(handle)
+        assert init == init_segment(data) == init_bytes()
+        assert track == parse_init(init)
+        assert fragments == parse_fragments(data, track)
+        assert fragments[1].offset == len(init_bytes()) + fragments[0].size
+        target = tmp_path / "range.bin"
+        with target.open("wb") as out:
+            copy_range(handle, out, fragments[1].offset, fragments[1].size)
+    assert target.read_bytes() == data[fragments[1].offset :]

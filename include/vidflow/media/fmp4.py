@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import BinaryIO, Final
 
 #: Boxes that may precede a ``moof`` and belong to the same fragment.
 FRAGMENT_PREFIX_BOXES: Final = frozenset({b"styp", b"sidx", b"prft", b"emsg"})
@@ -299,3 +299,96 @@ def init_segment(data: bytes) -> bytes:
         if box.type in FRAGMENT_PREFIX_BOXES or box.type == b"moof":
             return data[: box.offset]
     raise Fmp4Error("no fragments found")
+
+
+# --- streaming: a whole encoder output, read box by box ---------------------------------
+
+#: Bytes read at once when a box header is looked at (a large-size header is 16 bytes).
+_HEADER = 16
+
+
+def _read_box_header(handle: BinaryIO, offset: int, end: int) -> Box | None:
+    """The box at ``offset`` of an open file, or None at the end."""
+    if offset + 8 > end:
+        return None
+    handle.seek(offset)
+    head = handle.read(_HEADER)
+    if len(head) < 8:
+        return None
+    size, kind = struct.unpack_from(">I4s", head)
+    header = 8
+    if size == 1:
+        if len(head) < 16:
+            raise Fmp4Error(f"box {kind!r} at {offset} has a truncated large size")
+        (size,) = struct.unpack_from(">Q", head, 8)
+        header = 16
+    elif size == 0:
+        size = end - offset
+    if size < header or offset + size > end:
+        raise Fmp4Error(f"box {kind!r} at {offset} overruns the file")
+    return Box(kind, offset, size, header)
+
+
+def iter_file_boxes(handle: BinaryIO) -> Iterator[Box]:
+    """The top-level boxes of an open file, reading only their headers."""
+    end = handle.seek(0, 2)
+    offset = 0
+    while (box := _read_box_header(handle, offset, end)) is not None:
+        yield box
+        offset = box.end
+
+
+def scan_file(handle: BinaryIO) -> tuple[bytes, TrackInfo, list[Fragment]]:
+    """The init segment, the track and every fragment of an fMP4 file, holding at most
+    one ``moof`` box in memory (never the media data): memory stays flat however long
+    the rendition is."""
+    init: bytes | None = None
+    track: TrackInfo | None = None
+    fragments: list[Fragment] = []
+    pending_start: int | None = None
+    moof: Box | None = None
+    moof_bytes = b""
+    for box in iter_file_boxes(handle):
+        if box.type in FRAGMENT_PREFIX_BOXES or box.type == b"moof":
+            if init is None:
+                handle.seek(0)
+                init = handle.read(box.offset)
+                track = parse_init(init)
+            if pending_start is None:
+                pending_start = box.offset
+            if box.type == b"moof":
+                moof = box
+                handle.seek(box.offset)
+                moof_bytes = handle.read(box.size)
+        elif box.type == b"mdat" and moof is not None and pending_start is not None:
+            assert track is not None
+            local = Box(moof.type, 0, moof.size, moof.header)
+            traf = find_box(moof_bytes, [b"traf"], local.body, local.end)
+            base, duration, samples, cts, first_end = _parse_traf(moof_bytes, traf, local, track)
+            fragments.append(
+                Fragment(
+                    offset=pending_start,
+                    size=box.end - pending_start,
+                    base_decode_time=base,
+                    duration=duration,
+                    sample_count=samples,
+                    first_composition_offset=cts,
+                    first_sample_end=moof.offset + first_end - pending_start,
+                )
+            )
+            pending_start, moof, moof_bytes = None, None, b""
+    if init is None or track is None:
+        raise Fmp4Error("no fragments found")
+    return init, track, fragments
+
+
+def copy_range(source: BinaryIO, target: BinaryIO, start: int, length: int) -> None:
+    """Copy ``length`` bytes from ``start`` of ``source`` in chunks of 1 MiB."""
+    source.seek(start)
+    remaining = length
+    while remaining > 0:
+        chunk = source.read(min(remaining, 1 << 20))
+        if not chunk:
+            raise Fmp4Error(f"the file ends {remaining} bytes before the range it holds")
+        target.write(chunk)
+        remaining -= len(chunk)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Final
 from xml.etree import ElementTree as ET
 
-from vidflow.media.fmp4 import Fragment, init_segment, parse_fragments, parse_init
+from vidflow.media.fmp4 import Fragment, copy_range, parse_fragments, parse_init, scan_file
 
 INIT_NAME: Final = "init.mp4"
 MEDIA_PLAYLIST: Final = "index.m3u8"
@@ -284,28 +284,30 @@ def cut_video(
     segment_seconds: float,
 ) -> RenditionMedia:
     """Cut an encoder's fragmented MP4 into ``init.mp4`` and ``seg_NNNNN.m4s`` files in
-    ``directory`` and write its media and I-frame playlists there."""
-    data = source.read_bytes()
-    init = init_segment(data)
-    track = parse_init(init)
-    fragments = parse_fragments(data, track)
+    ``directory`` and write its media and I-frame playlists there.
+
+    The file is read box by box and copied range by range (:func:`~vidflow.media.fmp4.scan_file`):
+    memory stays flat however long the rendition is."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / INIT_NAME).write_bytes(init)
-    segments = []
-    groups = fold_tail(
-        group_fragments(
-            fragments,
+    with source.open("rb") as handle:
+        init, track, fragments = scan_file(handle)
+        (directory / INIT_NAME).write_bytes(init)
+        groups = fold_tail(
+            group_fragments(
+                fragments,
+                timescale=track.timescale,
+                media_time=track.media_time,
+                segment_seconds=segment_seconds,
+            ),
             timescale=track.timescale,
-            media_time=track.media_time,
             segment_seconds=segment_seconds,
-        ),
-        timescale=track.timescale,
-        segment_seconds=segment_seconds,
-    )
-    for number, group in enumerate(groups, start=1):
-        start, end = group[0].offset, group[-1].offset + group[-1].size
-        (directory / segment_name(number)).write_bytes(data[start:end])
-        segments.append(_segment_from(number, group, track.timescale))
+        )
+        segments = []
+        for number, group in enumerate(groups, start=1):
+            start, end = group[0].offset, group[-1].offset + group[-1].size
+            with (directory / segment_name(number)).open("wb") as target:
+                copy_range(handle, target, start, end - start)
+            segments.append(_segment_from(number, group, track.timescale))
     media = RenditionMedia(
         name=name,
         kind="video",
