@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -27,6 +28,104 @@ PROBLEM_JSON = "application/problem+json"
 CATALOG_RETRY_AFTER = 5
 #: What the database driver raises when the catalog is down, unreachable or saturated.
 CATALOG_OUTAGE = (OperationalError, InterfaceError, PoolTimeout)
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ProblemDetails(BaseModel):
+    """The body of every error response (RFC 9457 problem details)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | None = None
+
+
+#: What a status means when a route does not say more.
+GENERIC_MEANING: dict[int, str] = {
+    401: "No valid bearer token (see WWW-Authenticate).",
+    404: "No such resource, or not yours.",
+    422: "The input failed validation; `errors` lists each field.",
+    503: "A store the service needs (the catalog) is unavailable; retry after Retry-After.",
+}
+_RETRY_AFTER = {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": "The scheme to use.", "schema": {"type": "string"}}},
+    423: {"Retry-After": _RETRY_AFTER},
+    429: {"Retry-After": _RETRY_AFTER},
+    503: {"Retry-After": _RETRY_AFTER},
+}
+
+
+def problem_responses(meanings: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for error statuses: problem+json bodies, with the
+    headers those statuses carry."""
+    schema = ProblemDetails.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    schema["properties"]["errors"] = {
+        "anyOf": [
+            {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                },
+            },
+            {"type": "null"},
+        ]
+    }
+    return {
+        status: {
+            "description": meaning,
+            "content": {PROBLEM_JSON: {"schema": schema}},
+            **({"headers": _HEADERS[status]} if status in _HEADERS else {}),
+        }
+        for status, meaning in meanings.items()
+    }
+
+
+def document_problems(app: FastAPI) -> None:
+    """Make ``app``'s OpenAPI document say what the problem handlers answer on every
+    operation: 422 and every error as problem+json, 503 (a catalog outage) everywhere but
+    health checks, 401 where a bearer token is required, 404 where a path names a
+    resource. A route's own ``responses`` (more specific) win."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = build()
+        for path, operations in spec.get("paths", {}).items():
+            for operation in operations.values():
+                if not isinstance(operation, dict) or "responses" not in operation:
+                    continue
+                responses = operation["responses"]
+                wanted = [503] if "health" not in operation.get("tags", []) else []
+                if operation.get("security"):
+                    wanted.append(401)
+                if "{" in path:
+                    wanted.append(404)
+                if operation.get("parameters") or operation.get("requestBody"):
+                    wanted.append(422)
+                for status, entry in problem_responses(
+                    {code: GENERIC_MEANING[code] for code in wanted}
+                ).items():
+                    key = str(status)
+                    existing = responses.get(key)
+                    if existing is None or "HTTPValidationError" in str(existing):
+                        responses[key] = entry
+        schemas = spec.get("components", {}).get("schemas", {})
+        if "HTTPValidationError" not in str(spec.get("paths")):
+            schemas.pop("HTTPValidationError", None)
+            schemas.pop("ValidationError", None)
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class Problem(Exception):
@@ -127,6 +226,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             500, "Internal server error", "The server failed to handle the request; retry."
         )
 
+    document_problems(app)
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

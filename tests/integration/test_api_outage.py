@@ -34,8 +34,8 @@ def down(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         stack, f"vidflow-test-outage-{token}", tmp / "upload.log", extra_env=dead
     )
     with events_bucket(stack, token) as bucket:
+        upload.start()  # then pick the viewer's port: two free ports picked at once may clash
         viewer = ViewerProcess(bucket, tmp / "viewer.log", extra_env=dead)
-        upload.start()
         try:
             viewer.start()
             yield Down(stack, upload, viewer)

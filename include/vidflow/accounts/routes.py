@@ -8,9 +8,25 @@ from vidflow.accounts import service
 from vidflow.accounts.deps import ClientAddress, CurrentUser, SessionDep, SettingsDep
 from vidflow.accounts.schemas import LoginRequest, Token, UserCreate, UserPublic
 from vidflow.accounts.security import create_access_token
-from vidflow.problems import Problem
+from vidflow.problems import Problem, problem_responses
 
 router = APIRouter(tags=["accounts"])
+
+
+_REGISTER = problem_responses(
+    {
+        409: "The username or e-mail address is taken.",
+        422: "Weak or malformed input; `errors` lists each field.",
+        429: "Too many registrations from this address; retry after Retry-After.",
+    }
+)
+_LOGIN = problem_responses(
+    {
+        401: "Unknown username or wrong password.",
+        422: "Malformed input; `errors` lists each field.",
+        429: "Too many failed logins for this account or address; retry after Retry-After.",
+    }
+)
 
 
 class AccountGone(Problem):
@@ -18,7 +34,12 @@ class AccountGone(Problem):
     title = "Not authenticated"
 
 
-@router.post("/v1/accounts", status_code=status.HTTP_201_CREATED, response_model=UserPublic)
+@router.post(
+    "/v1/accounts",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserPublic,
+    responses=_REGISTER,
+)
 def register(
     user_in: UserCreate, session: SessionDep, settings: SettingsDep, client: ClientAddress
 ) -> UserPublic:
@@ -28,7 +49,7 @@ def register(
     return UserPublic.model_validate(user)
 
 
-@router.post("/v1/auth/token", response_model=Token)
+@router.post("/v1/auth/token", response_model=Token, responses=_LOGIN)
 def login(
     credentials: LoginRequest, session: SessionDep, settings: SettingsDep, client: ClientAddress
 ) -> Token:

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request, Response
 
 from vidflow.accounts.deps import CurrentUser, SettingsDep
-from vidflow.uploads import protocol, service
+from vidflow.uploads import contract, protocol, service
 from vidflow.uploads.service import UploadBackend, UploadStatus
 
 router = APIRouter(tags=["uploads (tus 1.0.0)"])
@@ -51,8 +51,8 @@ def _offset_headers(status: UploadStatus) -> dict[str, str]:
 
 
 @router.options(FILES, include_in_schema=False)
-@router.options(FILES + "/")
-@router.options(UPLOAD)
+@router.options(FILES + "/", status_code=204, response_class=Response, responses=contract.OPTIONS)
+@router.options(UPLOAD, status_code=204, response_class=Response, responses=contract.OPTIONS)
 def discover(user: CurrentUser, settings: SettingsDep) -> Response:
     """Server capabilities: version, extensions, maximum size, checksum algorithms."""
     return Response(
@@ -61,7 +61,7 @@ def discover(user: CurrentUser, settings: SettingsDep) -> Response:
 
 
 @router.post(FILES, include_in_schema=False)
-@router.post(FILES + "/", status_code=201)
+@router.post(FILES + "/", status_code=201, response_class=Response, responses=contract.CREATE)
 async def create(
     request: Request,
     user: CurrentUser,
@@ -72,8 +72,8 @@ async def create(
     upload_metadata: Annotated[str | None, Header()] = None,
     upload_checksum: Annotated[str | None, Header()] = None,
     content_type: Annotated[str | None, Header()] = None,
-    content_length: Annotated[str | None, Header()] = None,
-    transfer_encoding: Annotated[str | None, Header()] = None,
+    content_length: Annotated[str | None, Header(include_in_schema=False)] = None,
+    transfer_encoding: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     """creation (and creation-with-upload: a body of application/offset+octet-stream is
     the first chunk). Also creates the video, status `uploading`."""
@@ -103,7 +103,7 @@ async def create(
     return Response(status_code=201, headers=headers)
 
 
-@router.head(UPLOAD, name="tus_upload")
+@router.head(UPLOAD, name="tus_upload", response_class=Response, responses=contract.HEAD)
 async def head(upload_id: str, user: CurrentUser, _: TusResumable, backend: BackendDep) -> Response:
     """The upload's offset, length and metadata (never cached)."""
     status = await service.get_upload_status(
@@ -119,7 +119,7 @@ async def head(upload_id: str, user: CurrentUser, _: TusResumable, backend: Back
     return Response(status_code=200, headers=headers)
 
 
-@router.patch(UPLOAD, status_code=204)
+@router.patch(UPLOAD, status_code=204, response_class=Response, responses=contract.PATCH)
 async def append(
     upload_id: str,
     request: Request,
@@ -128,7 +128,7 @@ async def append(
     backend: BackendDep,
     content_type: Annotated[str | None, Header()] = None,
     upload_offset: Annotated[str | None, Header()] = None,
-    content_length: Annotated[str | None, Header()] = None,
+    content_length: Annotated[str | None, Header(include_in_schema=False)] = None,
     upload_checksum: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Append the body at Upload-Offset; the last byte hands the video to processing."""
@@ -148,7 +148,7 @@ async def append(
     return Response(status_code=204, headers=_offset_headers(status))
 
 
-@router.delete(UPLOAD, status_code=204)
+@router.delete(UPLOAD, status_code=204, response_class=Response, responses=contract.DELETE)
 async def terminate(
     upload_id: str, user: CurrentUser, _: TusResumable, backend: BackendDep
 ) -> Response:
