@@ -320,3 +320,5 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
+    #: Until when a relay holds this row (migration 0005); it publishes with no row lock.
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
