@@ -2,10 +2,12 @@
 ### Recommender batch scoring
 
 Runs when `recs_training` moves the `champion` alias (the `recs_champion` asset), or by
-hand. Loads `models:/vidflow-recommender@champion`, ranks the top 50 unwatched videos for
-every viewer active in the last `active_days` days of the data, and swaps them into the
-catalog's `recommendations` table one hash partition per transaction, stamped with the
-model version; also writes the Delta snapshot `recs/recommendations`.
+hand. Loads `models:/vidflow-recommender@champion` and publishes, stamped with the model
+version: the top 50 unwatched videos for every viewer active in the last `active_days`
+days of the data (`recommendations`, each item with the `source` that brought it), the
+top 20 "more like this" per processed video (`related_videos`), both swapped one hash
+partition per transaction, and the top 50 trending per region and `global`
+(`trending_videos`, one transaction); also the Delta snapshot `recs/recommendations`.
 """
 
 from __future__ import annotations

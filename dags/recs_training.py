@@ -12,7 +12,10 @@ A champion change emits the `recs_champion` asset, which runs `recs_scoring`.
 
 **Trigger w/ config** to retrain with other hyper-parameters (`lightfm_components`,
 `lightfm_epochs`, `candidates_per_source`, `positive_threshold`, `tune`), another cut
-(`cut_date`), margin, or data window (`since`/`until`).
+(`cut_date`), margin, or data window (`since`/`until`). With `truth_file` (the traffic
+model's ground truth) the run also logs how well the lists agree with the viewers' true
+tastes (`truth_*` metrics, `truth/truth_agreement.json`), against popularity, trending,
+LightFM alone and random.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ from vidflow.orchestration.recs import CHAMPION_ASSET
         "tune": Param(True, type="boolean", description="Tune the sources on validation."),
         "model_name": Param("vidflow-recommender", type="string",
                             description="Registered model (tests use their own)."),
+        "truth_file": Param(None, type=["null", "string"],
+                            description="Traffic-model truth JSON: scores the holdout lists "
+                            "against the viewers' true tastes (never used to train)."),
     },
     doc_md=__doc__,
 )  # fmt: skip
@@ -81,6 +87,7 @@ def recs_training() -> None:
             lightfm_epochs=int(p["lightfm_epochs"]),
             candidates_per_source=int(p["candidates_per_source"]),
             tune=bool(p["tune"]),
+            truth_file=p.get("truth_file"),
         )
         return train_and_log(
             get_settings(),

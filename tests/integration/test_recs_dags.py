@@ -10,10 +10,12 @@ epoch) gets ``challenger``, a reason, and leaves the champion and the audit trai
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,28 +28,33 @@ from vidflow.airflow_api import AirflowClient
 from vidflow.catalog.db import session_scope
 from vidflow.config import Settings
 from vidflow.recs.registry import CHALLENGER, CHAMPION, champion_history
+from vidflow.regions import REGION_NAMES
 from vidflow.spark import lake_path
 from vidflow.traffic.cli import main as traffic
+from vidflow.traffic.cli import truth_path
 
 DAYS, VIEWERS, VIDEOS = 2, 120, 60
 
 
 @pytest.fixture
-def window(stack: Settings, airflow: AirflowClient, unique: str) -> tuple[str, str]:
-    """Days of 2022 nobody else uses: a traffic history, then platform_analytics on them."""
+def window(stack: Settings, airflow: AirflowClient, unique: str) -> tuple[str, str, Path]:
+    """Days of 2022 nobody else uses: a traffic history, then platform_analytics on them;
+    and the history's truth file."""
     start = date(2022, 1, 1) + timedelta(days=int(unique[:6], 16) % 330)
     until = start + timedelta(days=DAYS - 1)
+    seed = int(unique[:6], 16)
+    truth_file = truth_path(stack, seed, None)
     rc = traffic(
-        ["history", "--register", "--seed", str(int(unique[:6], 16)), "--start",
+        ["history", "--register", "--seed", str(seed), "--start",
          start.isoformat(), "--days", str(DAYS), "--viewers", str(VIEWERS), "--videos",
-         str(VIDEOS)]
+         str(VIDEOS), "--truth", str(truth_file)]
     )  # fmt: skip
     assert rc == 0
     airflow.wait_for_dag("platform_analytics")
     conf = {"start_date": start.isoformat(), "end_date": until.isoformat()}
     run_id = airflow.trigger("platform_analytics", conf)
     assert airflow.wait_for_run("platform_analytics", run_id, timeout=900)["state"] == "success"
-    return start.isoformat(), until.isoformat()
+    return start.isoformat(), until.isoformat(), truth_file
 
 
 @pytest.fixture
@@ -90,15 +97,15 @@ def test_training_gates_the_alias_and_scoring_fills_the_catalog(
     stack: Settings,
     airflow: AirflowClient,
     spark: Any,
-    window: tuple[str, str],
+    window: tuple[str, str, Path],
     model_name: str,
 ) -> None:
-    since, until = window
+    since, until, truth_file = window
     airflow.wait_for_dag("recs_scoring")
     base = {"since": since, "until": until, "cut_date": until, "model_name": model_name,
             "tune": False, "lightfm_epochs": 10, "positive_threshold": 30.0}  # fmt: skip
     started = time.time() - 5
-    _, states = _train(airflow, {**base, "margin": 0.0})
+    _, states = _train(airflow, {**base, "margin": 0.0, "truth_file": str(truth_file)})
     assert states["announce"] == "success"
     client = MlflowClient(stack.tracking_uri)
     champion = client.get_model_version_by_alias(model_name, CHAMPION)
@@ -108,6 +115,15 @@ def test_training_gates_the_alias_and_scoring_fills_the_catalog(
     assert 0.0 <= run_data.metrics["ndcg_at_10"] <= 1.0 and "recall_at_50" in run_data.metrics
     artifacts = {a.path for a in client.list_artifacts(champion.run_id, "plots")}
     assert "plots/metrics_by_k.png" in artifacts and "plots/source_recall.png" in artifacts
+    # agreement with the viewers' true tastes: logged, in range, below the oracle
+    assert run_data.tags["truth_agreement"].startswith("measured on"), run_data.tags
+    fit = {m: run_data.metrics[f"truth_fit_at_10_{m}"] for m in ("pipeline", "popularity",
+                                                                 "random")}  # fmt: skip
+    assert all(0.0 <= v <= 1.0 for v in fit.values()), fit
+    assert run_data.metrics["truth_oracle_fit_at_10"] >= fit["pipeline"]
+    assert [a.path for a in client.list_artifacts(champion.run_id, "truth")] == [
+        "truth/truth_agreement.json"
+    ]
 
     scoring = _scoring_run_after(airflow, started)
     assert airflow.request("GET", f"/dags/recs_scoring/dagRuns/{scoring}")["state"] == "success"
@@ -127,14 +143,15 @@ def test_training_gates_the_alias_and_scoring_fills_the_catalog(
     with session_scope(stack) as session:
         rows = session.execute(
             text(
-                "SELECT user_id, rank, video_id, model_version FROM recommendations "
+                "SELECT user_id, rank, video_id, model_version, source FROM recommendations "
                 "WHERE user_id = ANY(:ids) ORDER BY user_id, rank"
             ),
             {"ids": [uuid.UUID(u) for u in watched]},
         ).all()
     lists: dict[str, list[str]] = {}
-    for user, rank, video, version in rows:
+    for user, rank, video, version, source in rows:
         assert version == "1"
+        assert source in {"collaborative", "co-watch", "content", "trending"}, source
         lists.setdefault(str(user), []).append(str(video))
         assert rank == len(lists[str(user)])  # ranks 1..n without gaps
     assert set(lists) == set(watched)  # every active viewer has a list
@@ -153,6 +170,8 @@ def test_training_gates_the_alias_and_scoring_fills_the_catalog(
         # holds fewer (a fresh stack has the 60 model videos and a few test clips)
         assert len(videos) == min(50, len(processed - watched[user])), (user, len(videos))
 
+    _check_related_and_trending(stack, gold, since, until, processed, truth_file)
+
     # a model that cannot beat the champion by the margin: challenger, champion stays
     _, states = _train(airflow, {**base, "margin": 1.0, "lightfm_epochs": 1})
     assert states["announce"] == "skipped"
@@ -168,3 +187,49 @@ def test_training_gates_the_alias_and_scoring_fills_the_catalog(
             text("DELETE FROM recommendations WHERE user_id = ANY(:ids)"),
             {"ids": [uuid.UUID(u) for u in watched]},
         )
+
+
+def _check_related_and_trending(
+    stack: Settings, gold: Any, since: str, until: str, processed: set[str], truth_file: Path
+) -> None:
+    """related_videos: 20 per model video (all tagged, so content alone finds 20), never
+    itself, only processed videos; trending_videos: each region and global, ranks 1..n,
+    and a region's videos were watched in that region in the window (popularity > 0)."""
+    model_videos = [v["video_id"] for v in json.loads(truth_file.read_text())["videos"]]
+    with session_scope(stack) as session:
+        related = session.execute(
+            text(
+                "SELECT video_id, rank, related_video_id, source, model_version "
+                "FROM related_videos WHERE video_id = ANY(:ids) ORDER BY video_id, rank"
+            ),
+            {"ids": [uuid.UUID(v) for v in model_videos]},
+        ).all()
+        trending = session.execute(
+            text("SELECT region, rank, video_id, score, model_version FROM trending_videos "
+                 "ORDER BY region, rank")
+        ).all()  # fmt: skip
+    by_video: dict[str, list[str]] = {}
+    for video, rank, other, source, version in related:
+        by_video.setdefault(str(video), []).append(str(other))
+        assert rank == len(by_video[str(video)]) and version == "1"
+        assert source in {"co-watch", "collaborative", "content"}
+    assert set(by_video) == set(model_videos)
+    for video, others in by_video.items():
+        assert len(others) == min(20, len(processed) - 1) and video not in others
+        assert len(set(others)) == len(others) and set(others) <= processed
+    watched_in = {
+        (r.region, str(r.video_id))
+        for r in gold.where((F.col("event_date") >= since) & (F.col("event_date") <= until))
+        .select("region", "video_id")
+        .distinct()
+        .collect()
+    }
+    lists: dict[str, list[str]] = {}
+    for region, rank, video, score, version in trending:
+        lists.setdefault(region, []).append(str(video))
+        assert rank == len(lists[region]) and score > 0 and version == "1"
+    assert set(lists) == {*REGION_NAMES, "global"}
+    for region, videos in lists.items():
+        assert 0 < len(videos) <= 50 and set(videos) <= processed
+        if region != "global" and any(r == region for r, _ in watched_in):
+            assert all((region, v) in watched_in for v in videos), region

@@ -46,6 +46,9 @@ class TrainParams:
     candidates_per_source: int = 100
     validation_protocol: str = "per-user"
     tune: bool = True
+    # the traffic model's ground truth: only to SCORE the holdout lists against the
+    # viewers' true tastes (vidflow.recs.truth), never to train
+    truth_file: str | None = None
 
     def to_xcom(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,6 +131,41 @@ def holdout_metrics(recommender: Any, split: Any) -> tuple[dict[str, float], dic
     return metrics, per_source
 
 
+def _tastes(truth_file: str | None) -> tuple[Any, str]:
+    """The truth file's tastes, or None and why not (a missing or unreadable truth file
+    is a recorded reason, never a failed training run)."""
+    from vidflow.recs.truth import TrueTastes
+
+    if not truth_file:
+        return None, "not measured: no truth_file given"
+    try:
+        return TrueTastes.from_file(Path(truth_file)), "measured"
+    except ValueError as exc:
+        log.warning("truth agreement skipped: %s", exc)
+        return None, f"not measured: {exc}"[:500]
+
+
+def _log_truth_agreement(recommender: Any, split: Any, tastes: Any, directory: Path) -> str:
+    """Metrics ``truth_{fit,ndcg}_at_10_{pipeline,popularity,trending,lightfm,random}``
+    and the artifact ``truth/truth_agreement.json``; returns the run's note."""
+    import json
+
+    import mlflow
+
+    from vidflow.recs.truth import flat_metrics, holdout_agreement
+
+    try:
+        report = holdout_agreement(recommender, split, tastes, k=10)
+    except ValueError as exc:
+        log.warning("truth agreement skipped: %s", exc)
+        return f"not measured: {exc}"[:500]
+    mlflow.log_metrics(flat_metrics(report))
+    path = directory / "truth_agreement.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    mlflow.log_artifact(str(path), "truth")
+    return f"measured on {report['viewers']} holdout viewers"
+
+
 def _plots(
     directory: Path,
     metrics: dict[str, float],
@@ -200,6 +238,7 @@ def train_and_log(
     split = datasets.global_split(
         interactions, params.positive_threshold, _cut_epoch(params.cut_date)
     )
+    tastes, truth_note = _tastes(params.truth_file)
     if split.test.empty or split.train.empty:
         raise datasets.DatasetError(
             f"the cut {params.cut_date or 'default'} leaves no train or no holdout viewer "
@@ -237,6 +276,9 @@ def train_and_log(
         mlflow.log_metrics({k.replace("@", "_at_"): float(v) for k, v in metrics.items()})
         mlflow.log_metrics({f"source_recall_at_50_{k}": float(v) for k, v in per_source.items()})
         mlflow.log_metrics({f"fit_{k}": float(v) for k, v in recommender.report.timings.items()})
+        if tastes is not None:
+            truth_note = _log_truth_agreement(recommender, split, tastes, directory)
+        mlflow.set_tag("truth_agreement", truth_note)
         for png in _plots(directory, metrics, per_source, recommender.report.importance):
             mlflow.log_artifact(str(directory / png), "plots")
         path = directory / "recommender.pkl"
