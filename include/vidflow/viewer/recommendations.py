@@ -197,10 +197,12 @@ def _related_rows(rows: list[list[Any]] | None) -> list[Related]:
 
 @lru_cache(maxsize=4)
 def _serving_engine(url: str, timeout_ms: int) -> Engine:
-    # No pre-ping (a round trip per request): a connection broken by a catalog restart
-    # fails one read, which is degraded, and the pool drops it.
+    # One round trip per read: autocommit (a read is one statement: no BEGIN, no
+    # ROLLBACK) and no pre-ping (a connection broken by a catalog restart fails one read,
+    # which is degraded, and the pool drops it). Writers ask for a transaction.
     return create_engine(
         url,
+        isolation_level="AUTOCOMMIT",
         pool_size=10,
         max_overflow=10,
         pool_timeout=timeout_ms / 1000,
@@ -250,7 +252,8 @@ class Serving:
     @cached_property
     def sessions(self) -> SessionWriter:
         return SessionWriter(
-            self.engine, window=timedelta(seconds=self.settings.recs_session_window_seconds)
+            self.engine.execution_options(isolation_level="READ COMMITTED"),
+            window=timedelta(seconds=self.settings.recs_session_window_seconds),
         )
 
     # --- the three lists ------------------------------------------------------------------

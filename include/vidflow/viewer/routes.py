@@ -8,14 +8,16 @@ commit of its events.
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Query, Response
+from starlette.concurrency import run_in_threadpool
 
 from vidflow.accounts.deps import CurrentUser, SessionDep, SettingsDep
 from vidflow.regions import Device, RegionName
 from vidflow.viewer import service
-from vidflow.viewer.deps import EventLogDep, OptionalUser, ServingDep
+from vidflow.viewer.deps import EventLogDep, OptionalUser, ServingDep, Viewer
 from vidflow.viewer.recommendations import DEGRADED_HEADER, Served
 from vidflow.viewer.schemas import (
     EventBatchIn,
@@ -115,6 +117,7 @@ async def post_events(
 
 
 # --- recommendations ------------------------------------------------------------------------
+# Async routes with async dependencies: the catalog read is the only thread-pool hop.
 
 RegionQuery = Annotated[
     RegionName | None,
@@ -133,10 +136,9 @@ def _shaped(served: Served, response: Response) -> RecommendationList:
 
 
 @router.get("/v1/me/recommendations", response_model=RecommendationList, tags=["recommendations"])
-def my_recommendations(
-    user: CurrentUser,
+async def my_recommendations(
+    user: Viewer,
     serving: ServingDep,
-    settings: SettingsDep,
     response: Response,
     limit: LimitQuery = PAGE_DEFAULT,
     region: RegionQuery = None,
@@ -147,11 +149,14 @@ def my_recommendations(
     """The caller's recommendations: precomputed top-N minus what they watched (history
     and this session), videos related to this session's watches first, regional trending
     to fill. Degraded answers (catalog unavailable) carry `X-Vidflow-Degraded`."""
-    served = serving.for_viewer(
-        user_id=user.user_id,
-        region=region or settings.viewer_default_region,
-        device=device,
-        limit=limit,
+    served = await run_in_threadpool(
+        partial(
+            serving.for_viewer,
+            user_id=user.user_id,
+            region=region or serving.settings.viewer_default_region,
+            device=device,
+            limit=limit,
+        )
     )
     return _shaped(served, response)
 
@@ -159,30 +164,39 @@ def my_recommendations(
 @router.get(
     "/v1/videos/{video_id}/related", response_model=RecommendationList, tags=["recommendations"]
 )
-def related_videos(
+async def related_videos(
     video_id: str,
     serving: ServingDep,
-    settings: SettingsDep,
     response: Response,
     limit: LimitQuery = PAGE_DEFAULT,
     region: RegionQuery = None,
 ) -> RecommendationList:
     """ "More like this": the video's precomputed related list, then regional trending.
     404 for anything that is not a processed video."""
-    served = serving.for_video(
-        video_id=_video_id(video_id), region=region or settings.viewer_default_region, limit=limit
+    served = await run_in_threadpool(
+        partial(
+            serving.for_video,
+            video_id=_video_id(video_id),
+            region=region or serving.settings.viewer_default_region,
+            limit=limit,
+        )
     )
     return _shaped(served, response)
 
 
 @router.get("/v1/trending", response_model=RecommendationList, tags=["recommendations"])
-def trending(
+async def trending(
     serving: ServingDep,
-    settings: SettingsDep,
     response: Response,
     limit: LimitQuery = PAGE_DEFAULT,
     region: RegionQuery = None,
 ) -> RecommendationList:
     """The region's trending videos (then the global list), for anyone."""
-    served = serving.for_region(region=region or settings.viewer_default_region, limit=limit)
+    served = await run_in_threadpool(
+        partial(
+            serving.for_region,
+            region=region or serving.settings.viewer_default_region,
+            limit=limit,
+        )
+    )
     return _shaped(served, response)

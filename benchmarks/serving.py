@@ -1,0 +1,624 @@
+"""Serving benchmark: ``GET /v1/me/recommendations`` at a fixed rate, against nginx serving a
+static JSON of the same size, on loopback.
+
+``python -m benchmarks.serving [--quick] [--workers N]`` (or ``make bench BENCH=serving``).
+
+A load generator that holds a fixed rate (vegeta, ``scripts/setup.sh`` installs it into
+``.local/bin``) measures latency honestly: a slow answer does not slow the arrivals
+(``wrk`` cannot hold a rate). The benchmark
+
+1. writes its own catalog rows (videos, viewers, 50 precomputed recommendations and 10
+   watched videos per viewer, 20 related videos per video), as recs_scoring would;
+2. starts its own viewer API (``--workers`` processes, default ``VIDFLOW_VIEWER_WORKERS``)
+   with an events bucket of its own, and nginx (as many workers) serving one real
+   answer's bytes as a static file;
+3. per target: p50/p99/max at 1,000 requests per second for 30 s, spread over every
+   viewer's token; then the highest rate of a ladder that keeps p99 under 10 ms (10 s
+   steps, stopping at the first that does not, or that has an error);
+4. the same 1,000 rps read with the session re-rank active: viewers posting events
+   (one heartbeat per request) at the same time, and the time from posting an event to
+   the first answer that shows it (event -> re-rank);
+5. removes its rows and bucket.
+
+Writes ``benchmarks/results/serving.json`` and ``serving.md``. The machine is shared: the
+load average is recorded, and nginx runs in the same conditions as the API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import delete, insert
+
+from vidflow.accounts.security import create_access_token
+from vidflow.catalog.db import get_engine
+from vidflow.catalog.models import (
+    Recommendation,
+    RelatedVideo,
+    SessionActivity,
+    User,
+    Video,
+    WatchHistory,
+)
+from vidflow.config import REPO_ROOT, Settings, get_settings
+from vidflow.processing.objects import media_base_url
+from vidflow.storage import s3_client
+
+RESULTS = Path(__file__).parent / "results"
+VEGETA = REPO_ROOT / ".local" / "bin" / "vegeta"
+REGION = "us-east"
+LIMIT = 20
+P99_TARGET_MS = 10.0
+FIXED_RATE = 1000
+LADDER = (250, 500, 750, 1000, 1250, 1500, 2000, 3000, 4000, 6000, 8000)
+EVENT_RATE = 100
+SEED = 13
+
+
+@dataclass(frozen=True)
+class Population:
+    viewers: list[uuid.UUID]
+    videos: list[uuid.UUID]
+    recommended: dict[uuid.UUID, list[uuid.UUID]]
+    creator: uuid.UUID
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not come up; see {log}")
+        time.sleep(0.2)
+
+
+# --- catalog rows -----------------------------------------------------------------------
+
+
+def populate(settings: Settings, *, viewers: int, videos: int) -> Population:
+    rng = random.Random(SEED)
+    token = uuid.uuid4().hex[:8]
+    creator = uuid.uuid4()
+    video_ids = [uuid.uuid4() for _ in range(videos)]
+    viewer_ids = [uuid.uuid4() for _ in range(viewers)]
+    base = media_base_url(settings)
+    made = datetime.now(UTC)
+    recommended: dict[uuid.UUID, list[uuid.UUID]] = {}
+    history, recs = [], []
+    for viewer in viewer_ids:
+        picked = rng.sample(video_ids, 60)
+        recommended[viewer] = picked[10:]
+        history += [
+            {"user_id": viewer, "video_id": v, "watched_at": made, "watch_duration_seconds": 30.0}
+            for v in picked[:10]
+        ]
+        recs += [
+            {
+                "user_id": viewer,
+                "rank": rank,
+                "video_id": v,
+                "score": 1.0 / rank,
+                "source": "collaborative",
+                "model_version": "bench",
+                "generated_at": made,
+            }
+            for rank, v in enumerate(picked[10:], start=1)
+        ]
+    related = [
+        {
+            "video_id": v,
+            "rank": rank,
+            "related_video_id": other,
+            "score": 1.0 / rank,
+            "source": "co-watch",
+            "model_version": "bench",
+            "generated_at": made,
+        }
+        for v in video_ids
+        for rank, other in enumerate(rng.sample([x for x in video_ids if x != v], 20), start=1)
+    ]
+    with get_engine(settings).begin() as conn:
+        conn.execute(
+            insert(Video),
+            [
+                {
+                    "video_id": v,
+                    "user_id": creator,
+                    "title": f"Benchmark video {i} {token}",
+                    "status": "processed",
+                    "duration_seconds": 60.0 + i,
+                    "manifest_url": f"{base}/media/videos/{v}/v1/master.m3u8",
+                    "thumbnail_urls": {
+                        "small": f"{base}/media/videos/{v}/v1/thumbnails/poster_320x180.jpg",
+                        "large": f"{base}/media/videos/{v}/v1/thumbnails/poster_1280x720.jpg",
+                    },
+                }
+                for i, v in enumerate(video_ids)
+            ],
+        )
+        conn.execute(
+            insert(User),
+            [
+                {
+                    "user_id": u,
+                    "username": f"bench_{token}_{i}",
+                    "email": f"bench_{token}_{i}@example.com",
+                    "password_hash": "x",
+                }
+                for i, u in enumerate(viewer_ids)
+            ],
+        )
+        conn.execute(insert(WatchHistory), history)
+        conn.execute(insert(Recommendation), recs)
+        conn.execute(insert(RelatedVideo), related)
+        conn.exec_driver_sql("ANALYZE recommendations, related_videos, watch_history, videos")
+    return Population(viewer_ids, video_ids, recommended, creator)
+
+
+def depopulate(settings: Settings, population: Population) -> None:
+    users = population.viewers
+    with get_engine(settings).begin() as conn:
+        conn.execute(delete(SessionActivity).where(SessionActivity.user_id.in_(users)))
+        conn.execute(delete(Recommendation).where(Recommendation.user_id.in_(users)))
+        conn.execute(delete(WatchHistory).where(WatchHistory.user_id.in_(users)))
+        conn.execute(delete(RelatedVideo).where(RelatedVideo.video_id.in_(population.videos)))
+        conn.execute(delete(Video).where(Video.user_id == population.creator))
+        conn.execute(delete(User).where(User.user_id.in_(users)))
+
+
+# --- the servers --------------------------------------------------------------------------
+
+
+@contextmanager
+def events_bucket(settings: Settings) -> Iterator[str]:
+    name = f"vidflow-bench-events-{uuid.uuid4().hex[:8]}"
+    s3 = s3_client(settings)
+    s3.create_bucket(Bucket=name)
+    try:
+        yield name
+    finally:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+            for obj in page.get("Contents", []):
+                s3.delete_object(Bucket=name, Key=obj["Key"])
+        s3.delete_bucket(Bucket=name)
+
+
+@contextmanager
+def viewer_api(bucket: str, workers: int, log: Path) -> Iterator[str]:
+    port = _free_port()
+    env = {**os.environ, "VIDFLOW_BUCKET_EVENTS": bucket}
+    command = [sys.executable, "-m", "vidflow.viewer", "--host", "127.0.0.1"]
+    proc = subprocess.Popen(
+        [*command, "--port", str(port), "--workers", str(workers)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(f"{url}/healthz", proc, log)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def static_nginx(settings: Settings, body: bytes, workers: int, scratch: Path) -> Iterator[str]:
+    """nginx serving ``body`` as /rec.json, with as many workers as the API has processes."""
+    root = scratch / "nginx"
+    (root / "www").mkdir(parents=True)
+    (root / "www" / "rec.json").write_bytes(body)
+    for path in (scratch, root, root / "www", root / "www" / "rec.json"):
+        path.chmod(0o755)  # nginx workers run as nobody when started by root
+    port = _free_port()
+    temp = " ".join(
+        f"{kind}_temp_path {root}/{kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (root / "nginx.conf").write_text(
+        f"""worker_processes {workers};
+daemon off;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    {temp}
+    server {{
+        listen 127.0.0.1:{port};
+        location = /rec.json {{ root {root}/www; default_type application/json; }}
+    }}
+}}
+"""
+    )
+    log = root / "stdout.log"
+    proc = subprocess.Popen(
+        [settings.cdn_nginx_binary, "-c", str(root / "nginx.conf"), "-p", str(root)],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/rec.json"
+    try:
+        _wait_healthy(url, proc, log)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+# --- load ---------------------------------------------------------------------------------
+
+
+def _bearer(settings: Settings, viewer: uuid.UUID) -> str:
+    token, _ = create_access_token(settings=settings, user_id=viewer, username="bench")
+    return f"Bearer {token}"
+
+
+def read_targets(settings: Settings, url: str, viewers: list[uuid.UUID], path: Path) -> Path:
+    query = f"?region={REGION}&limit={LIMIT}"
+    with path.open("w") as out:
+        for viewer in viewers:
+            header = {"Authorization": [_bearer(settings, viewer)]}
+            out.write(json.dumps({"method": "GET", "url": url + query, "header": header}) + "\n")
+    return path
+
+
+def event_targets(
+    settings: Settings, url: str, population: Population, count: int, path: Path
+) -> Path:
+    """``count`` distinct event posts: a heartbeat of a random viewer on a video of their
+    recommendations (so the session re-rank has related lists to move up)."""
+    rng = random.Random(SEED + 1)
+    now = datetime.now(UTC)
+    with path.open("w") as out:
+        for _ in range(count):
+            viewer = rng.choice(population.viewers)
+            event = _event(rng.choice(population.recommended[viewer]), now)
+            body = json.dumps({"events": [event]}).encode()
+            header = {
+                "Authorization": [_bearer(settings, viewer)],
+                "Content-Type": ["application/json"],
+            }
+            target = {
+                "method": "POST",
+                "url": f"{url}/v1/events",
+                "header": header,
+                "body": base64.b64encode(body).decode(),
+            }
+            out.write(json.dumps(target) + "\n")
+    return path
+
+
+def _event(video: uuid.UUID, at: datetime) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "heartbeat",
+        "video_id": str(video),
+        "session_id": str(uuid.uuid4()),
+        "client_ts": at.isoformat(),
+        "position_seconds": 30.0,
+        "region": REGION,
+        "device": "desktop",
+    }
+
+
+def attack(targets: Path, rate: int, seconds: int, out: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            str(VEGETA),
+            "attack",
+            "-format=json",
+            f"-targets={targets}",
+            f"-rate={rate}/1s",
+            f"-duration={seconds}s",
+            "-timeout=10s",
+            f"-output={out}",
+        ]
+    )
+
+
+def report(results: Path) -> dict[str, Any]:
+    raw = json.loads(
+        subprocess.run(
+            [str(VEGETA), "report", "-type=json", str(results)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    lat = raw["latencies"]
+    return {
+        "requests": raw["requests"],
+        "rate": round(raw["rate"], 1),
+        "throughput": round(raw["throughput"], 1),
+        "success": raw["success"],
+        "status_codes": raw["status_codes"],
+        "p50_ms": lat["50th"] / 1e6,
+        "p90_ms": lat["90th"] / 1e6,
+        "p99_ms": lat["99th"] / 1e6,
+        "max_ms": lat["max"] / 1e6,
+        "mean_ms": lat["mean"] / 1e6,
+        "bytes_in_mean": raw["bytes_in"]["mean"],
+        "errors": raw.get("errors") or [],
+    }
+
+
+def run_fixed(targets: Path, rate: int, seconds: int, scratch: Path, label: str) -> dict[str, Any]:
+    out = scratch / f"{label}-{rate}.bin"
+    attack(targets, rate, seconds, out).wait()
+    result = {"rate_asked": rate, "seconds": seconds, **report(out)}
+    print(
+        f"[serving] {label:<22} {rate:>5}/s  p50 {result['p50_ms']:6.2f} ms  p99 "
+        f"{result['p99_ms']:7.2f} ms  max {result['max_ms']:7.1f} ms  ok {result['success']:.4f}",
+        flush=True,
+    )
+    return result
+
+
+def highest_rate(targets: Path, seconds: int, scratch: Path, label: str) -> dict[str, Any]:
+    steps = []
+    best = None
+    for rate in LADDER:
+        result = run_fixed(targets, rate, seconds, scratch, f"{label}-ladder")
+        steps.append(result)
+        if result["p99_ms"] >= P99_TARGET_MS or result["success"] < 1.0:
+            break
+        best = rate
+    return {"highest_rate_p99_under_target": best, "steps": steps}
+
+
+def event_to_rerank(settings: Settings, url: str, population: Population, n: int) -> dict[str, Any]:
+    """Post one event, then read: seconds until the answer shows the session (the first
+    item has source ``session``), for ``n`` viewers not touched by the load."""
+    rng = random.Random(SEED + 2)
+    samples = []
+    with httpx.Client(timeout=10) as client:
+        for viewer in rng.sample(population.viewers, n):
+            headers = {"Authorization": _bearer(settings, viewer)}
+            video = population.recommended[viewer][0]
+            started = time.perf_counter()
+            posted = client.post(
+                f"{url}/v1/events",
+                json={"events": [_event(video, datetime.now(UTC))]},
+                headers=headers,
+            )
+            posted_at = time.perf_counter()
+            answer = client.get(
+                f"{url}/v1/me/recommendations",
+                params={"region": REGION, "limit": LIMIT},
+                headers=headers,
+            )
+            done = time.perf_counter()
+            items = answer.json()["items"]
+            samples.append(
+                {
+                    "post_ms": (posted_at - started) * 1000,
+                    "read_ms": (done - posted_at) * 1000,
+                    "total_ms": (done - started) * 1000,
+                    "reranked": bool(items)
+                    and items[0]["source"] == "session"
+                    and str(video) not in {i["video_id"] for i in items},
+                    "accepted": posted.status_code == 200,
+                }
+            )
+    totals = sorted(s["total_ms"] for s in samples)
+    return {
+        "samples": len(samples),
+        "all_reranked_on_first_read": all(s["reranked"] and s["accepted"] for s in samples),
+        "total_ms_p50": totals[len(totals) // 2],
+        "total_ms_max": totals[-1],
+        "post_ms_p50": sorted(s["post_ms"] for s in samples)[len(samples) // 2],
+        "read_ms_p50": sorted(s["read_ms"] for s in samples)[len(samples) // 2],
+    }
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def run(*, quick: bool, workers: int) -> dict[str, Any]:
+    if not VEGETA.exists():
+        raise RuntimeError(f"{VEGETA} is missing: run scripts/setup.sh (make setup)")
+    settings = get_settings()
+    seconds = 10 if quick else 30
+    ladder_seconds = 5 if quick else 10
+    load_before = os.getloadavg()
+    print(f"[serving] populating the catalog (load average {load_before[0]:.1f})", flush=True)
+    population = populate(settings, viewers=500 if quick else 2000, videos=300)
+    scratch = Path(tempfile.mkdtemp(prefix="vidflow-bench-serving-"))
+    results: dict[str, Any] = {}
+    finished = False
+    try:
+        with (
+            events_bucket(settings) as bucket,
+            viewer_api(bucket, workers, scratch / "viewer.log") as api,
+        ):
+            reads = read_targets(
+                settings, f"{api}/v1/me/recommendations", population.viewers, scratch / "r.jsonl"
+            )
+            sample = httpx.get(
+                f"{api}/v1/me/recommendations",
+                params={"region": REGION, "limit": LIMIT},
+                headers={"Authorization": _bearer(settings, population.viewers[0])},
+            )
+            sample.raise_for_status()
+            body = sample.content
+            with static_nginx(settings, body, workers, scratch) as static:
+                statics = scratch / "s.jsonl"
+                statics.write_text(json.dumps({"method": "GET", "url": static}) + "\n")
+                # Warm both (connections, the API processes' prepared statements).
+                run_fixed(statics, 200, 3, scratch, "warm-nginx")
+                run_fixed(reads, 200, 3, scratch, "warm-api")
+                results["fixed"] = {
+                    "nginx": run_fixed(statics, FIXED_RATE, seconds, scratch, "nginx static"),
+                    "api": run_fixed(reads, FIXED_RATE, seconds, scratch, "api recommendations"),
+                }
+                results["ladder"] = {
+                    "nginx": highest_rate(statics, ladder_seconds, scratch, "nginx"),
+                    "api": highest_rate(reads, ladder_seconds, scratch, "api"),
+                }
+            events = event_targets(
+                settings, api, population, EVENT_RATE * seconds + EVENT_RATE, scratch / "e.jsonl"
+            )
+            posting = attack(events, EVENT_RATE, seconds, scratch / "events.bin")
+            under_session = run_fixed(reads, FIXED_RATE, seconds, scratch, "api + session events")
+            posting.wait()
+            results["session"] = {
+                "reads": under_session,
+                "event_posts": report(scratch / "events.bin"),
+                "event_rate": EVENT_RATE,
+                "event_to_rerank": event_to_rerank(settings, api, population, 20),
+            }
+            results["response_bytes"] = len(body)
+        finished = True
+    finally:
+        depopulate(settings, population)
+        if finished:
+            shutil.rmtree(scratch, ignore_errors=True)
+        else:
+            print(f"[serving] failed: logs kept in {scratch}", flush=True)
+    load_after = os.getloadavg()
+    fixed = results["fixed"]
+    return {
+        "benchmark": "serving",
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": quick,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in load_after],
+        },
+        "setup": {
+            "api_processes": workers,
+            "nginx_workers": workers,
+            "viewers": len(population.viewers),
+            "videos": len(population.videos),
+            "recommendations_per_viewer": 50,
+            "history_per_viewer": 10,
+            "related_per_video": 20,
+            "limit": LIMIT,
+            "region": REGION,
+            "load_generator": "vegeta v12.13.0 (fixed rate, keep-alive)",
+        },
+        **results,
+        "summary": {
+            "api_p99_ms_at_1k": round(fixed["api"]["p99_ms"], 2),
+            "nginx_p99_ms_at_1k": round(fixed["nginx"]["p99_ms"], 2),
+            "api_p99_ms_at_1k_with_session": round(results["session"]["reads"]["p99_ms"], 2),
+            "api_highest_rate_p99_under_10ms": results["ladder"]["api"][
+                "highest_rate_p99_under_target"
+            ],
+            "nginx_highest_rate_p99_under_10ms": results["ladder"]["nginx"][
+                "highest_rate_p99_under_target"
+            ],
+            "target_p99_met_at_1k": fixed["api"]["p99_ms"] <= P99_TARGET_MS
+            and fixed["api"]["success"] == 1.0,
+        },
+    }
+
+
+def _markdown(report: dict[str, Any]) -> str:
+    m, s, setup = report["machine"], report["summary"], report["setup"]
+    f, sess = report["fixed"], report["session"]
+
+    def row(label: str, r: dict[str, Any]) -> str:
+        return (
+            f"| {label} | {r['rate']:.0f}/s | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+            f"{r['max_ms']:.1f} | {r['success']:.4f} |"
+        )
+
+    lines = [
+        "# Serving benchmark",
+        "",
+        f"{report['generated_at']}, {m['cpus']} CPUs, load average {m['load_average_before'][0]}"
+        f" before, {m['load_average_after'][0]} after"
+        + (" (quick mode)" if report["quick"] else "")
+        + f". {setup['api_processes']} API processes (one per core; nginx as many workers), "
+        f"{setup['viewers']} viewers' tokens, limit {setup['limit']}, "
+        f"{report['response_bytes']} bytes per answer, {setup['load_generator']}.",
+        "",
+        "| target | rate | p50 ms | p99 ms | max ms | success |",
+        "|---|---:|---:|---:|---:|---:|",
+        row("nginx, static JSON of the same size", f["nginx"]),
+        row("GET /v1/me/recommendations", f["api"]),
+        row("... with viewers posting events", sess["reads"]),
+        row("POST /v1/events (group commit)", sess["event_posts"]),
+        "",
+        f"- Highest rate with p99 < {P99_TARGET_MS:.0f} ms: API "
+        f"{s['api_highest_rate_p99_under_10ms']}/s, nginx {s['nginx_highest_rate_p99_under_10ms']}"
+        "/s (ladder steps in serving.json).",
+        f"- Target p99 <= 10 ms at 1k rps: {'met' if s['target_p99_met_at_1k'] else 'NOT met'}.",
+        f"- Event -> re-ranked answer ({sess['event_to_rerank']['samples']} viewers): p50 "
+        f"{sess['event_to_rerank']['total_ms_p50']:.0f} ms, max "
+        f"{sess['event_to_rerank']['total_ms_max']:.0f} ms (post p50 "
+        f"{sess['event_to_rerank']['post_ms_p50']:.0f} ms, then read p50 "
+        f"{sess['event_to_rerank']['read_ms_p50']:.1f} ms); every first read re-ranked: "
+        f"{sess['event_to_rerank']['all_reranked_on_first_read']}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.serving", description=__doc__)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        default=os.environ.get("VIDFLOW_BENCH_QUICK", "") not in ("", "0"),
+        help="10 s at the fixed rate, 5 s ladder steps, 500 viewers",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=get_settings().viewer_workers,
+        help="viewer API processes (default VIDFLOW_VIEWER_WORKERS)",
+    )
+    args = parser.parse_args(argv)
+    result = run(quick=args.quick, workers=args.workers)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    suffix = "" if args.workers == get_settings().viewer_workers else f"-{args.workers}w"
+    (RESULTS / f"serving{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
+    summary = _markdown(result)
+    (RESULTS / f"serving{suffix}.md").write_text(summary)
+    print(summary, flush=True)
+
+
+if __name__ == "__main__":
+    main()
