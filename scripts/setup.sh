@@ -80,4 +80,19 @@ if [ "$(cat "$npm_stamp" 2>/dev/null)" != "$want" ] || \
   echo "$want" > "$npm_stamp"
 fi
 
+# --- vegeta (the serving benchmark's fixed-rate load generator) -------------------------
+# `go install` into .local/bin; a stamp names the version so a new pin reinstalls it.
+VEGETA_VERSION=v12.13.0
+if [ "$(cat "$STATE/bin/.vegeta-version" 2>/dev/null)" != "$VEGETA_VERSION" ] || \
+   [ ! -x "$STATE/bin/vegeta" ]; then
+  GO=$(command -v go || echo /usr/local/go/bin/go)
+  if [ -x "$GO" ]; then
+    say "installing vegeta $VEGETA_VERSION into $STATE/bin (go install)"
+    mkdir -p "$STATE/bin"
+    GOBIN="$PWD/$STATE/bin" "$GO" install "github.com/tsenart/vegeta/v12@$VEGETA_VERSION"
+    echo "$VEGETA_VERSION" > "$STATE/bin/.vegeta-version"
+  else
+    say "no Go toolchain: skipping vegeta (make bench BENCH=serving needs it)"
+  fi
+fi
 say "ready"
