@@ -287,7 +287,16 @@ def test_upload_pauses_resumes_and_becomes_processed(journey: Journey, tmp_path:
         == hashlib.sha256(clip.read_bytes()).hexdigest()
     )
 
-    # The list follows the video through processing (the page polls; no reload).
+    # A file that is no video (the browser calls it video/mp4 by its name) goes through
+    # too, and fails in processing with a reason the creator sees.
+    page.get_by_test_id("upload-file").set_input_files(
+        {"name": "broken.mp4", "mimeType": "video/mp4", "buffer": b"not a video at all\n" * 64}
+    )
+    page.get_by_test_id("upload-start").click()
+    page.get_by_test_id("upload-status").get_by_text("Uploaded broken.mp4").wait_for()
+    broken = page.locator("[data-testid=video-row]").filter(has_text="broken")
+
+    # The list follows the videos through processing (the page polls; no reload).
     row = page.locator(f"[data-testid=video-row][data-video-id='{journey.video_id}']")
     row.wait_for()
     assert row.get_by_test_id("title").inner_text() == title
@@ -300,6 +309,9 @@ def test_upload_pauses_resumes_and_becomes_processed(journey: Journey, tmp_path:
     )
     assert row.get_by_test_id("status").inner_text() == "Ready"
     assert row.get_by_test_id("failure-reason").count() == 0
+    broken.and_(page.locator("[data-status=failed]")).wait_for(timeout=120_000)
+    assert broken.get_by_test_id("status").inner_text() == "Failed"
+    assert "not a video" in broken.get_by_test_id("failure-reason").inner_text()
 
     # Edit the title and tags in place; the API then serves the new ones.
     row.get_by_test_id("edit").click()

@@ -137,7 +137,10 @@ export async function watchView(el, videoId, context) {
   let cues = [];
   if (meta.thumbnails.storyboard) {
     loadStoryboard(meta.thumbnails.storyboard)
-      .then((loaded) => {
+      .then(async (loaded) => {
+        // Fetch the sprite sheets once, up front: scrubbing then never shows an empty tile.
+        const sheets = [...new Set(loaded.map((cue) => cue.url))];
+        await Promise.allSettled(sheets.map((url) => preloadImage(url)));
         cues = loaded;
         el.querySelector(".scrubber").dataset.storyboard = String(cues.length);
       })
@@ -190,6 +193,12 @@ export async function watchView(el, videoId, context) {
     video.removeAttribute("src");
     video.load();
   };
+}
+
+function preloadImage(url) {
+  const image = new Image();
+  image.src = url;
+  return image.decode();
 }
 
 async function autoplay(video) {
