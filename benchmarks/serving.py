@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 from sqlalchemy import delete, insert
 
 from vidflow.accounts.security import create_access_token
@@ -213,8 +214,27 @@ def events_bucket(settings: Settings) -> Iterator[str]:
         s3.delete_bucket(Bucket=name)
 
 
+@dataclass(frozen=True)
+class Server:
+    """A server this benchmark started: its URL and its process tree's CPU time."""
+
+    url: str
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        root = psutil.Process(self.pid)
+        total = 0.0
+        for proc in [root, *root.children(recursive=True)]:
+            try:
+                times = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
+
 @contextmanager
-def viewer_api(bucket: str, workers: int, log: Path) -> Iterator[str]:
+def viewer_api(bucket: str, workers: int, log: Path) -> Iterator[Server]:
     port = _free_port()
     env = {**os.environ, "VIDFLOW_BUCKET_EVENTS": bucket}
     command = [sys.executable, "-m", "vidflow.viewer", "--host", "127.0.0.1"]
@@ -228,7 +248,7 @@ def viewer_api(bucket: str, workers: int, log: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(f"{url}/healthz", proc, log)
-        yield url
+        yield Server(url, proc.pid)
     finally:
         proc.terminate()
         try:
@@ -239,7 +259,7 @@ def viewer_api(bucket: str, workers: int, log: Path) -> Iterator[str]:
 
 
 @contextmanager
-def static_nginx(settings: Settings, body: bytes, workers: int, scratch: Path) -> Iterator[str]:
+def static_nginx(settings: Settings, body: bytes, workers: int, scratch: Path) -> Iterator[Server]:
     """nginx serving ``body`` as /rec.json, with as many workers as the API has processes."""
     root = scratch / "nginx"
     (root / "www").mkdir(parents=True)
@@ -276,7 +296,7 @@ http {{
     url = f"http://127.0.0.1:{port}/rec.json"
     try:
         _wait_healthy(url, proc, log)
-        yield url
+        yield Server(url, proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -379,23 +399,35 @@ def report(results: Path) -> dict[str, Any]:
     }
 
 
-def run_fixed(targets: Path, rate: int, seconds: int, scratch: Path, label: str) -> dict[str, Any]:
+def run_fixed(
+    targets: Path, rate: int, seconds: int, scratch: Path, label: str, server: Server
+) -> dict[str, Any]:
     out = scratch / f"{label}-{rate}.bin"
+    cpu_before = server.cpu_seconds()
     attack(targets, rate, seconds, out).wait()
+    cpu = server.cpu_seconds() - cpu_before
     result = {"rate_asked": rate, "seconds": seconds, **report(out)}
+    # CPU time of the server's processes per answer: what an answer costs, whatever
+    # else runs on the machine (latency on a shared machine is not).
+    # Per answered request: timed-out requests cost little CPU and would flatter it.
+    answered = max(1, round(result["requests"] * result["success"]))
+    result["server_cpu_ms_per_request"] = round(cpu * 1000 / answered, 3)
     print(
         f"[serving] {label:<22} {rate:>5}/s  p50 {result['p50_ms']:6.2f} ms  p99 "
-        f"{result['p99_ms']:7.2f} ms  max {result['max_ms']:7.1f} ms  ok {result['success']:.4f}",
+        f"{result['p99_ms']:7.2f} ms  max {result['max_ms']:7.1f} ms  ok {result['success']:.4f}"
+        f"  cpu {result['server_cpu_ms_per_request']:.2f} ms/req",
         flush=True,
     )
     return result
 
 
-def highest_rate(targets: Path, seconds: int, scratch: Path, label: str) -> dict[str, Any]:
+def highest_rate(
+    targets: Path, seconds: int, scratch: Path, label: str, server: Server
+) -> dict[str, Any]:
     steps = []
     best = None
     for rate in LADDER:
-        result = run_fixed(targets, rate, seconds, scratch, f"{label}-ladder")
+        result = run_fixed(targets, rate, seconds, scratch, f"{label}-ladder", server)
         steps.append(result)
         if result["p99_ms"] >= P99_TARGET_MS or result["success"] < 1.0:
             break
@@ -466,8 +498,9 @@ def run(*, quick: bool, workers: int) -> dict[str, Any]:
     try:
         with (
             events_bucket(settings) as bucket,
-            viewer_api(bucket, workers, scratch / "viewer.log") as api,
+            viewer_api(bucket, workers, scratch / "viewer.log") as server,
         ):
+            api = server.url
             reads = read_targets(
                 settings, f"{api}/v1/me/recommendations", population.viewers, scratch / "r.jsonl"
             )
@@ -478,25 +511,31 @@ def run(*, quick: bool, workers: int) -> dict[str, Any]:
             )
             sample.raise_for_status()
             body = sample.content
-            with static_nginx(settings, body, workers, scratch) as static:
+            with static_nginx(settings, body, workers, scratch) as nginx:
                 statics = scratch / "s.jsonl"
-                statics.write_text(json.dumps({"method": "GET", "url": static}) + "\n")
-                # Warm both (connections, the API processes' prepared statements).
-                run_fixed(statics, 200, 3, scratch, "warm-nginx")
-                run_fixed(reads, 200, 3, scratch, "warm-api")
+                statics.write_text(json.dumps({"method": "GET", "url": nginx.url}) + "\n")
+                # Warm both (connections, prepared statements, every viewer's token).
+                run_fixed(statics, 200, 3, scratch, "warm-nginx", nginx)
+                run_fixed(reads, 200, 3, scratch, "warm-api", server)
                 results["fixed"] = {
-                    "nginx": run_fixed(statics, FIXED_RATE, seconds, scratch, "nginx static"),
-                    "api": run_fixed(reads, FIXED_RATE, seconds, scratch, "api recommendations"),
+                    "nginx": run_fixed(
+                        statics, FIXED_RATE, seconds, scratch, "nginx static", nginx
+                    ),
+                    "api": run_fixed(
+                        reads, FIXED_RATE, seconds, scratch, "api recommendations", server
+                    ),
                 }
                 results["ladder"] = {
-                    "nginx": highest_rate(statics, ladder_seconds, scratch, "nginx"),
-                    "api": highest_rate(reads, ladder_seconds, scratch, "api"),
+                    "nginx": highest_rate(statics, ladder_seconds, scratch, "nginx", nginx),
+                    "api": highest_rate(reads, ladder_seconds, scratch, "api", server),
                 }
             events = event_targets(
                 settings, api, population, EVENT_RATE * seconds + EVENT_RATE, scratch / "e.jsonl"
             )
             posting = attack(events, EVENT_RATE, seconds, scratch / "events.bin")
-            under_session = run_fixed(reads, FIXED_RATE, seconds, scratch, "api + session events")
+            under_session = run_fixed(
+                reads, FIXED_RATE, seconds, scratch, "api + session events", server
+            )
             posting.wait()
             results["session"] = {
                 "reads": under_session,
@@ -548,6 +587,11 @@ def run(*, quick: bool, workers: int) -> dict[str, Any]:
             "nginx_highest_rate_p99_under_10ms": results["ladder"]["nginx"][
                 "highest_rate_p99_under_target"
             ],
+            "api_cpu_ms_per_request": fixed["api"]["server_cpu_ms_per_request"],
+            "nginx_cpu_ms_per_request": fixed["nginx"]["server_cpu_ms_per_request"],
+            "api_cpu_bound_rps": round(
+                (os.cpu_count() or 1) * 1000 / max(fixed["api"]["server_cpu_ms_per_request"], 1e-3)
+            ),
             "target_p99_met_at_1k": fixed["api"]["p99_ms"] <= P99_TARGET_MS
             and fixed["api"]["success"] == 1.0,
         },
@@ -561,7 +605,7 @@ def _markdown(report: dict[str, Any]) -> str:
     def row(label: str, r: dict[str, Any]) -> str:
         return (
             f"| {label} | {r['rate']:.0f}/s | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-            f"{r['max_ms']:.1f} | {r['success']:.4f} |"
+            f"{r['max_ms']:.1f} | {r['success']:.4f} | {r.get('server_cpu_ms_per_request', '-')} |"
         )
 
     lines = [
@@ -574,8 +618,8 @@ def _markdown(report: dict[str, Any]) -> str:
         f"{setup['viewers']} viewers' tokens, limit {setup['limit']}, "
         f"{report['response_bytes']} bytes per answer, {setup['load_generator']}.",
         "",
-        "| target | rate | p50 ms | p99 ms | max ms | success |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| target | rate | p50 ms | p99 ms | max ms | success | server CPU ms/request |",
+        "|---|---:|---:|---:|---:|---:|---:|",
         row("nginx, static JSON of the same size", f["nginx"]),
         row("GET /v1/me/recommendations", f["api"]),
         row("... with viewers posting events", sess["reads"]),
@@ -585,6 +629,10 @@ def _markdown(report: dict[str, Any]) -> str:
         f"{s['api_highest_rate_p99_under_10ms']}/s, nginx {s['nginx_highest_rate_p99_under_10ms']}"
         "/s (ladder steps in serving.json).",
         f"- Target p99 <= 10 ms at 1k rps: {'met' if s['target_p99_met_at_1k'] else 'NOT met'}.",
+        f"- CPU per answer: API {s['api_cpu_ms_per_request']} ms, nginx "
+        f"{s['nginx_cpu_ms_per_request']} ms (the API processes alone, PostgreSQL not "
+        f"counted): {m['cpus']} idle cores would bound the API at about "
+        f"{s['api_cpu_bound_rps']}/s.",
         f"- Event -> re-ranked answer ({sess['event_to_rerank']['samples']} viewers): p50 "
         f"{sess['event_to_rerank']['total_ms_p50']:.0f} ms, max "
         f"{sess['event_to_rerank']['total_ms_max']:.0f} ms (post p50 "

@@ -21,13 +21,13 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import Any, Final, Literal
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -36,6 +36,7 @@ from vidflow.problems import Problem
 from vidflow.viewer import ranking
 from vidflow.viewer.edges import region_url
 from vidflow.viewer.ranking import Pick, Ranked, Related
+from vidflow.viewer.readpool import UNAVAILABLE, ReadPool
 from vidflow.viewer.schemas import RecommendationList, RecommendedVideo
 from vidflow.viewer.session import SessionWriter
 
@@ -44,8 +45,10 @@ log = logging.getLogger(__name__)
 Degraded = Literal["cache", "trending"]
 #: Response header naming how a degraded answer was made.
 DEGRADED_HEADER: Final = "X-Vidflow-Degraded"
-#: The catalog errors that degrade an answer (a bug in a statement still fails loudly).
+#: The catalog errors of the (SQLAlchemy) session writes that mean "unavailable now".
 CATALOG_DOWN: Final = (OperationalError, InterfaceError, PoolTimeout)
+#: The errors that degrade an answer (a bug in a statement still fails loudly).
+READS_DOWN: Final = (*UNAVAILABLE, *CATALOG_DOWN)
 #: Answers kept per process for degraded mode.
 CACHE_ENTRIES: Final = 20_000
 #: Seconds between two warnings about an unavailable catalog.
@@ -85,7 +88,7 @@ class Served:
 _TRENDING = """
 trend AS (
     SELECT region, rank, video_id, score, model_version, generated_at FROM trending_videos
-    WHERE region IN (:region, 'global') AND rank <= :depth
+    WHERE region IN (%(region)s, 'global') AND rank <= %(depth)s
 )"""
 _TRENDING_JSON = """
     (SELECT json_agg(json_build_array(video_id, score, region, model_version, generated_at)
@@ -95,18 +98,17 @@ _VIDEOS_JSON = """
      FROM videos v WHERE v.video_id IN (SELECT video_id FROM cand) AND v.status = 'processed')
      AS videos"""
 
-VIEWER_READ: Final = text(
-    f"""
+VIEWER_READ: Final = f"""
 WITH sess AS (
     SELECT video_id, last_event_at FROM session_activity
-    WHERE user_id = :user_id AND last_event_at > :since
-    ORDER BY last_event_at DESC LIMIT :session_videos
+    WHERE user_id = %(user_id)s AND last_event_at > %(since)s
+    ORDER BY last_event_at DESC LIMIT %(session_videos)s
 ), recs AS (
     SELECT rank, video_id, score, source, model_version, generated_at FROM recommendations
-    WHERE user_id = :user_id ORDER BY rank LIMIT :depth
+    WHERE user_id = %(user_id)s ORDER BY rank LIMIT %(depth)s
 ), rel AS (
     SELECT video_id AS anchor, related_video_id, rank, score, source FROM related_videos
-    WHERE video_id IN (SELECT video_id FROM sess) AND rank <= :depth
+    WHERE video_id IN (SELECT video_id FROM sess) AND rank <= %(depth)s
 ), {_TRENDING}, cand AS (
     SELECT video_id FROM sess UNION SELECT video_id FROM recs
     UNION SELECT related_video_id FROM rel UNION SELECT video_id FROM trend
@@ -119,19 +121,17 @@ SELECT
      FROM rel) AS related,
     {_TRENDING_JSON},
     (SELECT json_agg(w.video_id) FROM watch_history w
-     WHERE w.user_id = :user_id AND w.video_id IN (SELECT video_id FROM cand)) AS watched,
+     WHERE w.user_id = %(user_id)s AND w.video_id IN (SELECT video_id FROM cand)) AS watched,
     {_VIDEOS_JSON}
 """  # noqa: S608 (constant fragments; every value is a bound parameter)
-)
 
-VIDEO_READ: Final = text(
-    f"""
+VIDEO_READ: Final = f"""
 WITH rel AS (
     SELECT video_id AS anchor, related_video_id, rank, score, source, model_version,
            generated_at
-    FROM related_videos WHERE video_id = :video_id AND rank <= :depth
+    FROM related_videos WHERE video_id = %(video_id)s AND rank <= %(depth)s
 ), {_TRENDING}, cand AS (
-    SELECT CAST(:video_id AS uuid) AS video_id UNION SELECT related_video_id FROM rel
+    SELECT CAST(%(video_id)s AS uuid) AS video_id UNION SELECT related_video_id FROM rel
     UNION SELECT video_id FROM trend
 )
 SELECT
@@ -141,14 +141,11 @@ SELECT
     {_TRENDING_JSON},
     {_VIDEOS_JSON}
 """  # noqa: S608 (constant fragments; every value is a bound parameter)
-)
 
-REGION_READ: Final = text(
-    f"""
+REGION_READ: Final = f"""
 WITH {_TRENDING}, cand AS (SELECT video_id FROM trend)
 SELECT {_TRENDING_JSON}, {_VIDEOS_JSON}
 """  # noqa: S608
-)
 
 
 @dataclass(frozen=True)
@@ -196,16 +193,15 @@ def _related_rows(rows: list[list[Any]] | None) -> list[Related]:
 
 
 @lru_cache(maxsize=4)
-def _serving_engine(url: str, timeout_ms: int) -> Engine:
-    # One round trip per read: autocommit (a read is one statement: no BEGIN, no
-    # ROLLBACK) and no pre-ping (a connection broken by a catalog restart fails one read,
-    # which is degraded, and the pool drops it). Writers ask for a transaction.
+def _writer_engine(url: str, timeout_ms: int) -> Engine:
+    """The session writes' engine: short connect and statement timeouts, so a slow
+    catalog costs an event post the re-rank, not its answer."""
     return create_engine(
         url,
-        isolation_level="AUTOCOMMIT",
-        pool_size=10,
-        max_overflow=10,
+        pool_size=5,
+        max_overflow=5,
         pool_timeout=timeout_ms / 1000,
+        pool_pre_ping=True,
         connect_args={
             "connect_timeout": max(2, math.ceil(timeout_ms / 1000)),
             "options": f"-c statement_timeout={timeout_ms}",
@@ -245,20 +241,24 @@ class Serving:
     _trending: dict[str, TrendingList] = field(default_factory=dict)
     _last_warning: float = 0.0
 
+    _reads: ReadPool | None = None
+
     @property
-    def engine(self) -> Engine:
-        return _serving_engine(self.settings.catalog_url, self.settings.recs_catalog_timeout_ms)
+    def reads(self) -> ReadPool:
+        if self._reads is None:
+            self._reads = ReadPool.from_settings(self.settings)
+        return self._reads
 
     @cached_property
     def sessions(self) -> SessionWriter:
+        engine = _writer_engine(self.settings.catalog_url, self.settings.recs_catalog_timeout_ms)
         return SessionWriter(
-            self.engine.execution_options(isolation_level="READ COMMITTED"),
-            window=timedelta(seconds=self.settings.recs_session_window_seconds),
+            engine, window=timedelta(seconds=self.settings.recs_session_window_seconds)
         )
 
     # --- the three lists ------------------------------------------------------------------
 
-    def for_viewer(
+    async def for_viewer(
         self,
         *,
         user_id: uuid.UUID,
@@ -270,11 +270,11 @@ class Serving:
         """A signed-in viewer's recommendations (see :mod:`vidflow.viewer.ranking`)."""
         settings = self.settings
 
-        def read() -> RecommendationList:
+        async def read() -> RecommendationList:
             since = (now or datetime.now(UTC)) - timedelta(
                 seconds=settings.recs_session_window_seconds
             )
-            got = self._read(
+            got = await self._read(
                 VIEWER_READ,
                 user_id=user_id,
                 since=since,
@@ -298,13 +298,15 @@ class Serving:
             return self._answer(picks, cards, stamp, region, device)
 
         key = ("viewer", user_id, region, device, limit)
-        return self._serve(key, region, read, limit=limit, device=device)
+        return await self._serve(key, region, read, limit=limit, device=device)
 
-    def for_video(self, *, video_id: uuid.UUID, region: str, limit: int) -> Served:
+    async def for_video(self, *, video_id: uuid.UUID, region: str, limit: int) -> Served:
         """ "More like this": VideoNotServed unless the video is processed."""
 
-        def read() -> RecommendationList:
-            got = self._read(VIDEO_READ, video_id=video_id, region=region, depth=_depth(limit))
+        async def read() -> RecommendationList:
+            got = await self._read(
+                VIDEO_READ, video_id=video_id, region=region, depth=_depth(limit)
+            )
             cards = _cards(got["videos"])
             if str(video_id) not in cards:
                 raise VideoNotServed()
@@ -321,13 +323,13 @@ class Serving:
             return self._answer(picks, cards, stamp, region, None)
 
         key = ("video", video_id, region, limit)
-        return self._serve(key, region, read, limit=limit, device=None, skip=str(video_id))
+        return await self._serve(key, region, read, limit=limit, device=None, skip=str(video_id))
 
-    def for_region(self, *, region: str, limit: int) -> Served:
+    async def for_region(self, *, region: str, limit: int) -> Served:
         """The region's trending list (then the global one), for anonymous viewers."""
 
-        def read() -> RecommendationList:
-            got = self._read(REGION_READ, region=region, depth=_depth(limit))
+        async def read() -> RecommendationList:
+            got = await self._read(REGION_READ, region=region, depth=_depth(limit))
             trending = self._remember_trending(region, got)
             picks = ranking.for_region(
                 trending=trending.rows, playable=trending.cards.keys(), limit=limit
@@ -335,13 +337,12 @@ class Serving:
             return self._answer(picks, trending.cards, trending.stamp, region, None)
 
         key = ("region", region, limit)
-        return self._serve(key, region, read, limit=limit, device=None)
+        return await self._serve(key, region, read, limit=limit, device=None)
 
     # --- plumbing -------------------------------------------------------------------------
 
-    def _read(self, statement: Any, **params: Any) -> dict[str, Any]:
-        with self.engine.connect() as conn:
-            return dict(conn.execute(statement, params).one()._mapping)
+    async def _read(self, statement: str, **params: Any) -> dict[str, Any]:
+        return await self.reads.one(statement, params)
 
     def _remember_trending(self, region: str, got: dict[str, Any]) -> TrendingList:
         rows = _trending_rows(got["trending"])
@@ -389,19 +390,19 @@ class Serving:
             items=items,
         )
 
-    def _serve(
+    async def _serve(
         self,
         key: Hashable,
         region: str,
-        read: Any,
+        read: Callable[[], Awaitable[RecommendationList]],
         *,
         limit: int,
         device: str | None,
         skip: str | None = None,
     ) -> Served:
         try:
-            answer: RecommendationList = read()
-        except CATALOG_DOWN as exc:
+            answer = await read()
+        except READS_DOWN as exc:
             self._warn(exc)
             cached = self._answers.get(key, max_age=self.settings.recs_cache_seconds)
             if cached is not None:

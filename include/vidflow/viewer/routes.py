@@ -8,11 +8,9 @@ commit of its events.
 from __future__ import annotations
 
 import uuid
-from functools import partial
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Query, Response
-from starlette.concurrency import run_in_threadpool
 
 from vidflow.accounts.deps import CurrentUser, SessionDep, SettingsDep
 from vidflow.regions import Device, RegionName
@@ -117,7 +115,7 @@ async def post_events(
 
 
 # --- recommendations ------------------------------------------------------------------------
-# Async routes with async dependencies: the catalog read is the only thread-pool hop.
+# Async routes, dependencies and catalog reads: an answer never leaves the event loop.
 
 RegionQuery = Annotated[
     RegionName | None,
@@ -149,14 +147,11 @@ async def my_recommendations(
     """The caller's recommendations: precomputed top-N minus what they watched (history
     and this session), videos related to this session's watches first, regional trending
     to fill. Degraded answers (catalog unavailable) carry `X-Vidflow-Degraded`."""
-    served = await run_in_threadpool(
-        partial(
-            serving.for_viewer,
-            user_id=user.user_id,
-            region=region or serving.settings.viewer_default_region,
-            device=device,
-            limit=limit,
-        )
+    served = await serving.for_viewer(
+        user_id=user.user_id,
+        region=region or serving.settings.viewer_default_region,
+        device=device,
+        limit=limit,
     )
     return _shaped(served, response)
 
@@ -173,13 +168,10 @@ async def related_videos(
 ) -> RecommendationList:
     """ "More like this": the video's precomputed related list, then regional trending.
     404 for anything that is not a processed video."""
-    served = await run_in_threadpool(
-        partial(
-            serving.for_video,
-            video_id=_video_id(video_id),
-            region=region or serving.settings.viewer_default_region,
-            limit=limit,
-        )
+    served = await serving.for_video(
+        video_id=_video_id(video_id),
+        region=region or serving.settings.viewer_default_region,
+        limit=limit,
     )
     return _shaped(served, response)
 
@@ -192,11 +184,8 @@ async def trending(
     region: RegionQuery = None,
 ) -> RecommendationList:
     """The region's trending videos (then the global list), for anyone."""
-    served = await run_in_threadpool(
-        partial(
-            serving.for_region,
-            region=region or serving.settings.viewer_default_region,
-            limit=limit,
-        )
+    served = await serving.for_region(
+        region=region or serving.settings.viewer_default_region,
+        limit=limit,
     )
     return _shaped(served, response)
