@@ -44,7 +44,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from vidflow.cdn.popularity import Request, read_log_dir, requests_from_records
+from vidflow.cdn.popularity import Request
 from vidflow.cdn.replay import evaluate
 from vidflow.config import REPO_ROOT, Settings, get_settings
 from vidflow.traffic.cdnlogs import parse_nginx_size, write_cdn_logs
@@ -299,7 +299,61 @@ def load(host: str, port: int, path: str, clients: int, seconds: float) -> dict[
     }
 
 
-def bench_edge(settings: Settings, clients: int, seconds: float) -> dict[str, Any]:
+VEGETA = REPO_ROOT / ".local" / "bin" / "vegeta"
+
+
+def vegeta(url: str, *, rate: int, seconds: float, workers: int) -> dict[str, float]:
+    """One vegeta attack on ``url``: ``rate`` requests/s held open-loop (latency at a fixed
+    load), or ``rate`` 0 for ``workers`` closed-loop connections as fast as they go."""
+    binary = str(VEGETA) if VEGETA.exists() else shutil.which("vegeta")
+    if binary is None:
+        raise RuntimeError("vegeta not found: scripts/setup.sh installs it into .local/bin")
+    attack = [binary, "attack", f"-rate={rate}", f"-duration={seconds}s", "-keepalive=true"]
+    if rate == 0:
+        attack += [f"-workers={workers}", f"-max-workers={workers}"]
+    else:
+        attack += ["-workers=4", f"-max-workers={max(workers, 64)}"]
+    hits = subprocess.run(
+        attack, input=f"GET {url}\n".encode(), capture_output=True, check=True
+    ).stdout
+    report = subprocess.run(
+        [binary, "report", "-type=json"], input=hits, capture_output=True, check=True
+    ).stdout
+    data = json.loads(report)
+    lat = data["latencies"]
+    return {
+        "rate": rate,
+        "requests": int(data["requests"]),
+        "rps": round(float(data["throughput"]), 1),
+        "success": round(float(data["success"]), 4),
+        "p50_ms": round(lat["50th"] / 1e6, 3),
+        "p99_ms": round(lat["99th"] / 1e6, 3),
+        "max_ms": round(lat["max"] / 1e6, 3),
+    }
+
+
+def load_profile(url: str, rate: int, seconds: float, workers: int) -> dict[str, Any]:
+    """Closed-loop throughput, then latency at a fixed ``rate`` (vegeta), and a
+    one-connection sequential probe (Python, the service time without queueing)."""
+    host, _, rest = url.split("//", 1)[1].partition("/")
+    name, port = host.split(":")
+    return {
+        "max": vegeta(url, rate=0, seconds=seconds, workers=workers),
+        "fixed": vegeta(url, rate=rate, seconds=seconds, workers=workers),
+        "sequential": load(name, int(port), "/" + rest, 1, min(seconds, 3.0)),
+    }
+
+
+def edge_session(settings: Settings) -> str:
+    """Whether the us-east edge's nginx master runs in a session of its own (the launcher
+    of vidflow.cdn) or in its supervisor's (an edge started before that change)."""
+    from vidflow.cdn.config import find_tier, pid_path
+
+    master = int(pid_path(settings, find_tier(settings, "edge-us-east")).read_text().strip())
+    return "own" if os.getsid(master) == master else "shared with its supervisor"
+
+
+def bench_edge(settings: Settings, clients: int, seconds: float, rate: int) -> dict[str, Any]:
     from vidflow.storage import s3_client
 
     body = os.urandom(512 * 1024)
@@ -312,8 +366,7 @@ def bench_edge(settings: Settings, clients: int, seconds: float) -> dict[str, An
         answer = httpx.get(f"{edge}/{key}", timeout=30)
         answer.raise_for_status()
     assert answer.headers.get("X-Cache-Edge") == "HIT", answer.headers
-    host, port = edge.split("//")[1].split(":")
-    edge_result = load(host, int(port), "/" + key, clients, seconds)
+    edge_result = load_profile(f"{edge}/{key}", rate, seconds, clients)
 
     root = Path(tempfile.mkdtemp(prefix="static-nginx-"))
     (root / "www" / Path(key).parent).mkdir(parents=True)
@@ -330,7 +383,11 @@ def bench_edge(settings: Settings, clients: int, seconds: float) -> dict[str, An
     # nginx's workers run as nobody: they must be able to read the file.
     for item in (root, root / "www", *(root / "www").rglob("*")):
         item.chmod(0o755 if item.is_dir() else 0o644)
-    proc = subprocess.Popen([settings.cdn_nginx_binary, "-c", str(conf), "-p", str(root)])
+    # In a session of its own, like the edges: Linux shares the CPU between sessions
+    # (autogroups) first, so both servers compete on the same terms.
+    proc = subprocess.Popen(
+        [settings.cdn_nginx_binary, "-c", str(conf), "-p", str(root)], start_new_session=True
+    )
     try:
         for _ in range(50):
             try:
@@ -338,7 +395,8 @@ def bench_edge(settings: Settings, clients: int, seconds: float) -> dict[str, An
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        static_result = load("127.0.0.1", static_port, "/" + key, clients, seconds)
+        static_url = f"http://127.0.0.1:{static_port}/{key}"
+        static_result = load_profile(static_url, rate, seconds, clients)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -347,9 +405,12 @@ def bench_edge(settings: Settings, clients: int, seconds: float) -> dict[str, An
         "object_bytes": len(body),
         "clients": clients,
         "seconds": seconds,
+        "rate": rate,
+        "edge_session": edge_session(settings),
+        "load": os.getloadavg()[0],
         "edge_hit": edge_result,
         "static_nginx": static_result,
-        "rps_ratio": round(edge_result["rps"] / static_result["rps"], 3),
+        "rps_ratio": round(edge_result["max"]["rps"] / static_result["max"]["rps"], 3),
     }
     _say(f"edge: {result}")
     return result
@@ -365,11 +426,15 @@ def by_hour(requests: list[Request]) -> dict[tuple[str, int], list[Request]]:
     return out
 
 
-def scenario_hours(hours: dict[tuple[str, int], list[Request]], pop: Population) -> list[Any]:
+def scenario_hours(
+    hours: dict[tuple[str, int], list[Request]], pop: Population, day: int
+) -> list[Any]:
+    """(scenario, edge, hour) on ``day`` (unix day number): per edge its median-traffic
+    hour (steady) and busiest hour (diurnal peak); the first whole hour of each viral burst
+    that starts that day."""
     from vidflow.regions import REGION_NAMES
 
-    first = min(h for _, h in hours) + 6  # six hours of history before any scenario
-    last = max(h for _, h in hours)
+    first, last = day * 24 + HISTORY_HOURS, day * 24 + 24
     chosen = []
     for edge in REGION_NAMES:
         mine = {h: len(v) for (e, h), v in hours.items() if e == edge and first <= h < last}
@@ -381,21 +446,56 @@ def scenario_hours(hours: dict[tuple[str, int], list[Request]], pop: Population)
     for burst in pop.viral:
         hour = int(burst.start_ts // 3600) + 1  # the first whole hour of the burst
         edge = REGION_NAMES[burst.region]
-        if first <= hour < last:
+        if first <= hour < last and hours.get((edge, hour)):
             chosen.append(("viral", edge, hour))
     return chosen
 
 
+#: Hours of history before each replayed hour (the cache's state and the plan's input;
+#: with a half-life of 1 h, older requests weigh under 1/8).
+HISTORY_HOURS = 3
+#: The admission threshold per cache size, fitted on the fit day (see bench_warming).
+ADMIT_THRESHOLDS = {256 << 20: 2.0, 2048 << 20: 1.0}
+FIT_DAY = START
+REPORT_DAY = START + timedelta(days=1)
+
+
+def read_hours(source: Path, first: datetime, last: datetime) -> list[Request]:
+    """The requests of the log objects named for hours in [first, last)."""
+    import gzip
+
+    from vidflow.cdn.logformat import LogRecord, iter_lines
+    from vidflow.cdn.popularity import is_cacheable, request_of
+
+    out = []
+    for path in sorted(source.glob("*.gz")):
+        hour = datetime.strptime(path.name.split(".")[1], "%Y-%m-%d-%H").replace(tzinfo=UTC)
+        if not first <= hour < last:
+            continue
+        for _, item in iter_lines(gzip.decompress(path.read_bytes()).decode("utf-8", "replace")):
+            if isinstance(item, LogRecord) and is_cacheable(item):
+                out.append(request_of(item))
+    out.sort(key=lambda r: r.ts)
+    return out
+
+
 def bench_warming(settings: Settings, millions: int) -> list[dict[str, Any]]:
+    """Replay the scenarios of the report day (the second day of the ``millions`` trace).
+    The admission thresholds were chosen on the first day of the 1M trace (2026-11-01,
+    hours 5, 9, 13, 17 of every edge, 256 MiB and 2 GiB: the threshold with the largest
+    pooled gap share of 0.5, 1, 2, 4), never on the day reported here."""
     source = history_dir(settings, millions)
-    requests = requests_from_records(read_log_dir(source))
+    begin = REPORT_DAY - timedelta(hours=HISTORY_HOURS)
+    requests = read_hours(source, begin, REPORT_DAY + timedelta(days=1))
+    _say(f"warming: {len(requests)} requests of {REPORT_DAY.date()} (+{HISTORY_HOURS} h before)")
     hours = by_hour(requests)
     days = max(2, math.ceil(millions * 1_000_000 / 850_000) + 1)
     pop = population(days)
     edge_cache = parse_nginx_size(settings.cdn_edge_cache_max_size)
     rows = []
-    for scenario, edge, hour in scenario_hours(hours, pop):
-        history = [r for h in range(hour - 6, hour) for r in hours.get((edge, h), [])]
+    report_day = int(REPORT_DAY.timestamp() // 86400)
+    for scenario, edge, hour in scenario_hours(hours, pop, report_day):
+        history = [r for h in range(hour - HISTORY_HOURS, hour) for r in hours.get((edge, h), [])]
         upcoming = hours.get((edge, hour), [])
         for cache in (edge_cache, 8 * edge_cache):
             (result,) = evaluate(
@@ -405,21 +505,35 @@ def bench_warming(settings: Settings, millions: int) -> list[dict[str, Any]]:
                 budget_bytes=cache // 4,
                 half_life_hours=HALF_LIFE,
                 edges=[edge],
+                admit_threshold=ADMIT_THRESHOLDS.get(cache, 1.0),
             )
             row = {
                 "scenario": scenario,
                 "edge": edge,
                 "hour": datetime.fromtimestamp(hour * 3600, UTC).isoformat(),
                 "requests": len(upcoming),
+                "admit_threshold": ADMIT_THRESHOLDS.get(cache, 1.0),
                 **{k: v for k, v in result.to_dict().items() if k != "edge"},
             }
             rows.append(row)
+            admitted = result.admitted.byte_hit_ratio if result.admitted else math.nan
             _say(
                 f"{scenario} {edge} {row['hour']} cache {cache >> 20} MiB: LRU "
                 f"{result.lru.byte_hit_ratio:.3f} warmed {result.warmed.byte_hit_ratio:.3f} "
-                f"Belady {result.belady.byte_hit_ratio:.3f} share {row['gap_share']}"
+                f"admitted+warmed {admitted:.3f} Belady {result.belady.byte_hit_ratio:.3f} "
+                f"shares {row['gap_share']} / {row['admitted_gap_share']}"
             )
     return rows
+
+
+def pooled_share(rows: list[dict[str, Any]], policy: str, cache: int) -> float | None:
+    """Sum over scenarios of (policy - LRU) / sum of (Belady - LRU), in byte hit ratio."""
+    mine = [r for r in rows if r["cache_bytes"] == cache and r.get(policy)]
+    gap = sum(r["belady"]["byte_hit_ratio"] - r["lru"]["byte_hit_ratio"] for r in mine)
+    if gap <= 0:
+        return None
+    won = sum(r[policy]["byte_hit_ratio"] - r["lru"]["byte_hit_ratio"] for r in mine)
+    return float(won / gap)
 
 
 # --- report ------------------------------------------------------------------------------
@@ -446,32 +560,55 @@ def write(results: dict[str, Any]) -> None:
     if results.get("edge"):
         e = results["edge"]
         lines += [
-            "## Edge hit vs static nginx (loopback)",
+            "## Edge hit vs static nginx (loopback, vegeta)",
             "",
-            f"{e['object_bytes']} B object, {e['clients']} keep-alive clients, {e['seconds']} s.",
+            f"{e['object_bytes']} B object; closed loop: {e['clients']} keep-alive connections "
+            f"for {e['seconds']} s; fixed rate: {e['rate']} req/s; sequential: one connection. "
+            f"Edge session: {e['edge_session']}; load average {e['load']:.1f} on "
+            f"{os.cpu_count()} cores.",
             "",
-            "| target | req/s | p50 ms | p99 ms | errors |",
-            "|---|---|---|---|---|",
+            "| target | max req/s | p99 ms (max) | req/s at fixed rate | p50 ms | p99 ms "
+            "| sequential p50 ms |",
+            "|---|---|---|---|---|---|---|",
             *(
-                f"| {name} | {e[name]['rps']} | {e[name]['p50_ms']} | {e[name]['p99_ms']} | "
-                f"{e[name]['errors']} |"
+                f"| {name} | {e[name]['max']['rps']} | {e[name]['max']['p99_ms']} | "
+                f"{e[name]['fixed']['rps']} | {e[name]['fixed']['p50_ms']} | "
+                f"{e[name]['fixed']['p99_ms']} | {e[name]['sequential']['p50_ms']} |"
                 for name in ("edge_hit", "static_nginx")
             ),
             "",
         ]
     if results.get("warming"):
+        rows = results["warming"]
         lines += [
-            "## Warming: share of the LRU -> Belady gap closed (byte hit ratio)",
+            "## Warming and admission: share of the LRU -> Belady gap closed (byte hit ratio)",
             "",
-            "| scenario | edge | hour | cache MiB | LRU | warmed | Belady | gap share |",
-            "|---|---|---|---|---|---|---|---|",
+            f"Report day {REPORT_DAY.date()} (thresholds fitted on {FIT_DAY.date()}); "
+            f"{HISTORY_HOURS} h of history before each hour; budget = cache / 4. "
+            "*warmed*: plain LRU after the pushes; *admitted*: the edge behind its admission "
+            "list (threshold per cache size) after the pushes.",
+            "",
+            "| scenario | edge | hour | cache MiB | LRU | warmed | admitted | Belady "
+            "| share warmed | share admitted |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for r in results["warming"]:
-            share = "-" if r["gap_share"] is None else f"{r['gap_share']:.3f}"
+
+        def fmt(value: float | None) -> str:
+            return "-" if value is None else f"{value:.3f}"
+
+        for r in rows:
+            admitted = r["admitted"]["byte_hit_ratio"] if r.get("admitted") else None
             lines.append(
                 f"| {r['scenario']} | {r['edge']} | {r['hour'][:13]} | {r['cache_bytes'] >> 20} "
                 f"| {r['lru']['byte_hit_ratio']:.3f} | {r['warmed']['byte_hit_ratio']:.3f} | "
-                f"{r['belady']['byte_hit_ratio']:.3f} | {share} |"
+                f"{fmt(admitted)} | {r['belady']['byte_hit_ratio']:.3f} | "
+                f"{fmt(r['gap_share'])} | {fmt(r.get('admitted_gap_share'))} |"
+            )
+        lines += ["", "Pooled over the scenarios (sum of gains / sum of gaps):", ""]
+        for cache in sorted({r["cache_bytes"] for r in rows}):
+            lines.append(
+                f"- {cache >> 20} MiB: warmed {fmt(pooled_share(rows, 'warmed', cache))}, "
+                f"admitted {fmt(pooled_share(rows, 'admitted', cache))}"
             )
         lines.append("")
     (RESULTS / "cdn.md").write_text("\n".join(lines))
@@ -482,6 +619,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="1,3", help="millions of rows (default 1,3)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--rate", type=int, default=300, help="fixed rate (req/s) for latency")
+    parser.add_argument(
+        "--warming-millions", type=int, default=3, help="trace of the warming part (two days)"
+    )
     parser.add_argument("--skip-engines", action="store_true")
     parser.add_argument("--skip-edge", action="store_true")
     parser.add_argument("--skip-warming", action="store_true")
@@ -489,15 +630,18 @@ def main() -> None:
     settings = get_settings()
     DATA.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    results: dict[str, Any] = {
+    previous = RESULTS / "cdn.json"
+    # Parts skipped in this run keep their last figures (each part says when it ran).
+    results: dict[str, Any] = json.loads(previous.read_text()) if previous.exists() else {}
+    results |= {
         "machine": f"{platform.node()}: {os.cpu_count()} cores, Python {platform.python_version()}",
         "at": datetime.now(UTC).isoformat(),
     }
     if not args.skip_warming:
-        results["warming"] = bench_warming(settings, sizes[0])
+        results["warming"] = bench_warming(settings, args.warming_millions)
         write(results)
     if not args.skip_edge:
-        results["edge"] = bench_edge(settings, args.clients, args.seconds)
+        results["edge"] = bench_edge(settings, args.clients, args.seconds, args.rate)
         write(results)
     if not args.skip_engines:
         results["engines"] = bench_engines(settings, sizes)

@@ -46,7 +46,7 @@ from vidflow.cdn.popularity import (
     read_log_dir,
     requests_from_records,
 )
-from vidflow.cdn.warm import Objective, WarmPlan, plan_warm
+from vidflow.cdn.warm import Objective, WarmPlan, admission_list, plan_warm
 
 NEVER: Final = sys.maxsize
 Access = tuple[str, int]
@@ -115,6 +115,32 @@ class LRUCache:
         self._items[key] = size
         self.used += size
         return False
+
+
+class AdmissionLRU(LRUCache):
+    """The edge's policy: an LRU behind an admission list, as nginx does it with
+    ``proxy_no_cache`` on a ``map`` of the admitted paths (:mod:`vidflow.cdn.config`).
+
+    A missed media segment (``.m4s``) is stored only if its key is on ``admit``; playlists,
+    init segments and anything else are always stored, and a hit is a hit whatever the list
+    says. ``admit`` None admits everything (plain LRU). :meth:`push` is the prefetcher's
+    GET, which the edge always stores (the plan's objects are on the list)."""
+
+    def __init__(self, capacity: int, admit: frozenset[str] | None = None) -> None:
+        super().__init__(capacity)
+        self.admit = admit
+
+    def admits(self, key: str) -> bool:
+        return self.admit is None or not key.endswith(".m4s") or key in self.admit
+
+    def access(self, key: str, size: int) -> bool:
+        if key in self._items or self.admits(key):
+            return super().access(key, size)
+        return False
+
+    def push(self, key: str, size: int) -> bool:
+        """Store ``key`` like a viewer's request would, admitted or not; True if held."""
+        return super().access(key, size)
 
 
 def next_uses(keys: Sequence[str]) -> list[int]:
@@ -200,7 +226,11 @@ def lru(trace: Sequence[Access], capacity: int, *, count_from: int = 0) -> Cache
 
 @dataclass(frozen=True)
 class EdgeReplay:
-    """The three policies on one edge's next hour, and the plan's own cost."""
+    """The policies on one edge's next hour, and the plan's own cost.
+
+    ``lru`` is the plain edge, ``warmed`` the plain edge after the pushes, ``admitted`` the
+    edge behind its admission list after the pushes (what the edges run when the list is
+    on; equal to ``warmed`` without a list), ``belady`` the offline optimum."""
 
     edge: str
     cache_bytes: int
@@ -211,13 +241,26 @@ class EdgeReplay:
     plan_bytes: int
     #: Bytes the pushes fetched (plan objects the LRU did not hold at push time).
     prefetch_origin_bytes: int
+    admitted: CacheStats | None = None
+    #: Segments on the admission list (None: no list).
+    admit_objects: int | None = None
 
-    @property
-    def gap_share(self) -> float | None:
+    def share(self, policy: CacheStats) -> float | None:
+        """``(policy - lru) / (belady - lru)`` in byte hit ratio (None: no gap)."""
         gap = self.belady.byte_hit_ratio - self.lru.byte_hit_ratio
         if gap <= 1e-9:
             return None
-        return (self.warmed.byte_hit_ratio - self.lru.byte_hit_ratio) / gap
+        return (policy.byte_hit_ratio - self.lru.byte_hit_ratio) / gap
+
+    @property
+    def gap_share(self) -> float | None:
+        """The share warming alone closes."""
+        return self.share(self.warmed)
+
+    @property
+    def admitted_gap_share(self) -> float | None:
+        """The share admission list + warming close (None without a list)."""
+        return None if self.admitted is None else self.share(self.admitted)
 
     def to_dict(self) -> dict[str, Any]:
         share = self.gap_share
@@ -231,13 +274,24 @@ class EdgeReplay:
             "plan_bytes": self.plan_bytes,
             "prefetch_origin_bytes": self.prefetch_origin_bytes,
             "gap_share": None if share is None else round(share, 6),
+            "admitted": None if self.admitted is None else self.admitted.to_dict(),
+            "admit_objects": self.admit_objects,
+            "admitted_gap_share": None
+            if self.admitted_gap_share is None
+            else round(self.admitted_gap_share, 6),
         }
 
 
 def replay_edge(
-    history: Sequence[Request], upcoming: Sequence[Request], plan: WarmPlan, cache_bytes: int
+    history: Sequence[Request],
+    upcoming: Sequence[Request],
+    plan: WarmPlan,
+    cache_bytes: int,
+    admit: frozenset[str] | None = None,
 ) -> EdgeReplay:
-    """Replay ``upcoming`` (the next hour) after ``history`` under the three policies."""
+    """Replay ``upcoming`` (the next hour) after ``history`` under the policies. With
+    ``admit``, the history ran under the list made for the hour before; the replay starts
+    the list at the top of the hour, which credits the list with nothing it did not do."""
     sizes: dict[str, int] = {}
     for r in (*history, *upcoming):
         sizes[r.key] = max(sizes.get(r.key, 0), r.size)
@@ -259,6 +313,19 @@ def replay_edge(
     for key, size in future:
         warmed.record(size, cache.access(key, size))
 
+    admitted = None
+    if admit is not None:
+        # Until the top of the hour the edge ran as before (plain LRU state), then the
+        # pushes, then the hour behind the list.
+        edge = AdmissionLRU(cache_bytes, admit)
+        for key, size in past:
+            LRUCache.access(edge, key, size)
+        for o in plan.push_order():
+            edge.push(o.key, sizes[o.key])
+        admitted = CacheStats()
+        for key, size in future:
+            admitted.record(size, edge.access(key, size))
+
     best = belady([*past, *future], cache_bytes, count_from=len(past))
     return EdgeReplay(
         plan.edge,
@@ -269,6 +336,8 @@ def replay_edge(
         len(plan.objects),
         plan.total_bytes,
         fetched,
+        admitted,
+        None if admit is None else len(admit),
     )
 
 
@@ -282,8 +351,10 @@ def evaluate(
     objective: Objective = "bytes",
     min_expected: float = 0.3,
     edges: Iterable[str] | None = None,
+    admit_threshold: float | None = None,
 ) -> list[EdgeReplay]:
-    """Plan from ``history`` and replay ``upcoming``, per edge (both in time order)."""
+    """Plan from ``history`` and replay ``upcoming``, per edge (both in time order); with
+    ``admit_threshold``, also behind the admission list of that threshold."""
     names = sorted(set(edges) if edges is not None else {r.edge for r in upcoming})
     if not upcoming:
         return []
@@ -301,7 +372,12 @@ def evaluate(
             objective=objective,
             min_expected=min_expected,
         )
-        out.append(replay_edge(past, future, plan, cache_bytes))
+        admit = None
+        if admit_threshold is not None:
+            admit = admission_list(
+                stats, half_life_hours=half_life_hours, threshold=admit_threshold, plan=plan
+            )
+        out.append(replay_edge(past, future, plan, cache_bytes, admit))
     return out
 
 
@@ -356,6 +432,12 @@ def main(argv: list[str] | None = None) -> int:
         help="leave out objects expected fewer requests than this next hour",
     )
     parser.add_argument("--edge", action="append", help="only this edge (repeatable)")
+    parser.add_argument(
+        "--admit-threshold",
+        type=float,
+        help="also replay the edge behind an admission list: segments expected at least "
+        "this many requests next hour (the edges' cdn_edge_admit_threshold)",
+    )
     args = parser.parse_args(argv)
     for directory in (args.history, args.next):
         if not directory.is_dir():
@@ -371,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         objective=args.objective,
         min_expected=args.min_expected,
         edges=args.edge,
+        admit_threshold=args.admit_threshold,
     )
     print(
         json.dumps(

@@ -204,6 +204,26 @@ def _raise(
         out[key] = (expected, objects[key].size)
 
 
+def admission_list(
+    objects: Mapping[str, ObjectStats],
+    *,
+    half_life_hours: float,
+    threshold: float,
+    plan: WarmPlan | None = None,
+) -> frozenset[str]:
+    """The media segments an edge may store next hour: those expected at least
+    ``threshold`` requests (observed or modelled, as the plan estimates them), and the
+    plan's own. A segment off the list is served through (fetched, not stored): the bytes
+    of the segments watched once no longer push out the ones about to be watched again."""
+    if threshold <= 0:
+        raise ValueError("threshold must be positive")
+    candidates = expected_requests(objects, half_life_hours)
+    keys = {k for k, (expected, _) in candidates.items() if expected >= threshold}
+    if plan is not None:
+        keys.update(o.key for o in plan.objects)
+    return frozenset(k for k in keys if k.endswith(".m4s"))
+
+
 def plan_warm(
     edge: str,
     objects: Mapping[str, ObjectStats],
