@@ -17,6 +17,7 @@ warm plan for the next hour.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from vidflow.cdn.bronze import REQUESTS_TABLE
 from vidflow.cdn.payloads import CdnWindow
 from vidflow.cdn.popularity import ObjectStats
 from vidflow.cdn.prefetch import PREFETCH_USER_AGENT
-from vidflow.cdn.warm import WarmPlan, plan_warm
+from vidflow.cdn.warm import WarmPlan, admission_list, plan_warm
 from vidflow.config import Settings, get_settings
 from vidflow.spark import get_spark, lake_path
 
@@ -176,14 +177,21 @@ def run(spark: SparkSession, settings: Settings, window: CdnWindow) -> list[Warm
             for r in rows
             if r["region"] == region
         }
-        plans.append(
-            plan_warm(
-                region,
-                stats,
-                budget_bytes=window.byte_budget,
-                half_life_hours=window.half_life_hours,
-            )
+        plan = plan_warm(
+            region,
+            stats,
+            budget_bytes=window.byte_budget,
+            half_life_hours=window.half_life_hours,
         )
+        if settings.cdn_edge_admit_threshold > 0:
+            admit = admission_list(
+                stats,
+                half_life_hours=window.half_life_hours,
+                threshold=settings.cdn_edge_admit_threshold,
+                plan=plan,
+            )
+            plan = dataclasses.replace(plan, admit=tuple(sorted(admit)))
+        plans.append(plan)
     scores.unpersist()
     plan_rows = [
         (window.end, window.end.date(), p.edge, o.rank, o.key, o.size, o.expected_requests)

@@ -464,6 +464,14 @@ class Settings(BaseSettings):
         description="Default warming budget per edge and hour (nginx size; the DAG's "
         "byte_budget Param overrides it).",
     )
+    cdn_edge_admit_threshold: float = Field(
+        2.0,
+        ge=0,
+        description="Admission list of each edge: after each plan, an edge stores only the "
+        "media segments expected at least this many requests next hour (and the plan's); "
+        "others are served through uncached. 0 stores everything (plain LRU). Fitted on one "
+        "day of traffic-model logs for the 256m edge cache (benchmarks/cdn.py).",
+    )
 
     # --- make demo -------------------------------------------------------------------------
     # The whole platform in one command (include/vidflow/platform/demo*.py): sizes chosen so

@@ -14,6 +14,8 @@ from typing import Final
 
 from vidflow.cdn.config import (
     Tier,
+    admission_map,
+    admission_map_path,
     cache_dir,
     conf_path,
     find_tier,
@@ -30,6 +32,9 @@ def prepare(settings: Settings, tier: Tier) -> None:
     temp directories belong to the workers' user and the path to them is traversable."""
     for path in (cache_dir(settings, tier), temp_dir(settings, tier), pending_dir(settings, tier)):
         path.mkdir(parents=True, exist_ok=True)
+    admit = admission_map_path(settings, tier)
+    if tier.kind == "edge" and not admit.exists():
+        admit.write_text(admission_map(None))
     conf_path(settings, tier).write_text(render_conf(settings, tier))
     if os.geteuid() == 0:
         for parent in [tier_dir(settings, tier), *tier_dir(settings, tier).parents]:

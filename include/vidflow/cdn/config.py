@@ -18,6 +18,8 @@ happened: ``X-Cache-Edge`` / ``X-Cache-Shield`` carry ``$upstream_cache_status``
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -135,6 +137,29 @@ def access_log_path(settings: Settings, tier: Tier) -> Path:
     return tier_dir(settings, tier) / "access.log"
 
 
+def admission_map_path(settings: Settings, tier: Tier) -> Path:
+    """The edge's admission list, an nginx ``map`` body (see :func:`admission_map`)."""
+    return tier_dir(settings, tier) / "admit.map"
+
+
+#: What an nginx map key may hold unquoted-safe (object paths of the media layout).
+_MAP_KEY: Final = re.compile(r"/[A-Za-z0-9/._~-]+")
+
+
+def admission_map(keys: Iterable[str] | None) -> str:
+    """The body of ``map $uri $vidflow_not_admitted`` for an admission list.
+
+    None (no list yet, or admission off): every response may be stored. A list: a media
+    segment (``.m4s``) is stored only if its path is listed (exact keys win over the
+    regex in an nginx map); anything else may always be stored. Paths nginx could not read
+    back as one map key are left out (they are then not admitted)."""
+    if keys is None:
+        return "default 0;\n"
+    lines = ["default 0;", "~\\.m4s$ 1;"]
+    lines += [f"{key} 0;" for key in sorted(set(keys)) if _MAP_KEY.fullmatch(key)]
+    return "\n".join(lines) + "\n"
+
+
 def pending_dir(settings: Settings, tier: Tier) -> Path:
     """Rotated logs waiting to be shipped."""
     return tier_dir(settings, tier) / "pending"
@@ -159,7 +184,13 @@ def _netloc(url: str) -> tuple[str, str, str]:
 
 
 def _location(
-    settings: Settings, tier: Tier, pattern: str, max_age: int, cache_control: str
+    settings: Settings,
+    tier: Tier,
+    pattern: str,
+    max_age: int,
+    cache_control: str,
+    *,
+    admission: bool = False,
 ) -> list[str]:
     scheme, _, path = _netloc(tier.upstream)
     # add_header in a location replaces the server's, so every location carries them all.
@@ -184,6 +215,8 @@ def _location(
         "    limit_except GET { deny all; }",
         f"    proxy_cache_valid 200 206 {max_age}s;",
         "    proxy_cache_valid 404 1s;",
+        # Served, not stored, when the admission list leaves the object out.
+        *(["    proxy_no_cache $vidflow_not_admitted;"] if admission else []),
         *(f"    {h}" for h in headers),
         # A changed URI is sent normalised and escaped; the trailing ? drops the query
         # string, which is not part of the cache key either.
@@ -232,6 +265,15 @@ def render_conf(settings: Settings, tier: Tier) -> str:
         assert tier.region is not None
         dist_host = f"{settings.bind_host}:{tier.port}"
         lines.append("    " + nginx_log_format(edge_location=tier.region, dist_host=dist_host))
+        if settings.cdn_edge_admit_threshold > 0:
+            lines += [
+                # Room for an admission list of a few hundred thousand paths.
+                "    map_hash_max_size 1048576;",
+                "    map_hash_bucket_size 256;",
+                "    map $uri $vidflow_not_admitted {",
+                f"        include {admission_map_path(settings, tier)};",
+                "    }",
+            ]
         lines += [
             "    map $upstream_cache_status $vidflow_shield_cache {",
             "        ~^(MISS|EXPIRED|BYPASS|REVALIDATED)$ $upstream_http_x_cache_shield;",
@@ -292,6 +334,7 @@ def render_conf(settings: Settings, tier: Tier) -> str:
             rf"\.({'|'.join(IMMUTABLE_SUFFIXES)})$",
             segments,
             f"public, max-age={segments}, immutable",
+            admission=tier.kind == "edge" and settings.cdn_edge_admit_threshold > 0,
         ),
         _location(
             settings,

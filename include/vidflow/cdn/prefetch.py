@@ -8,13 +8,19 @@ already there, a ``MISS`` was fetched from the shield (or the origin) and is now
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import signal
+import time
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 
+from vidflow.cdn.config import admission_map, admission_map_path, find_tier, pid_path
 from vidflow.cdn.payloads import PushResult
 from vidflow.cdn.warm import WarmPlan
+from vidflow.config import Settings
 
 #: The User-Agent of a push: its log lines are edge traffic (kept in cdn_requests) but
 #: not demand, so popularity, the hourly aggregates and the replay leave them out.
@@ -59,3 +65,42 @@ def summarise(results: Sequence[PushResult]) -> dict[str, int]:
         "failed": len(results) - len(ok),
         "bytes": sum(r.bytes for r in ok),
     }
+
+
+def _workers(master: int) -> set[int]:
+    children = Path(f"/proc/{master}/task/{master}/children")
+    try:
+        return {int(p) for p in children.read_text().split()}
+    except OSError:
+        return set()
+
+
+def install_admission(
+    settings: Settings, region: str, keys: Iterable[str] | None, *, timeout: float = 30.0
+) -> bool:
+    """Give a local edge its admission list (None: none, store everything) and reload it.
+
+    The list is written next to the edge's nginx.conf (atomically: a reload never reads
+    half a file) and the master is sent SIGHUP; this returns once the workers that ran the
+    old list are gone, so a push made afterwards is stored under the new list. False when
+    the stack runs no local edges or the edge is not running (nothing installed)."""
+    if not settings.cdn_local_edges or settings.cdn_edge_admit_threshold <= 0:
+        return False
+    tier = find_tier(settings, f"edge-{region}")
+    target = admission_map_path(settings, tier)
+    try:
+        master = int(pid_path(settings, tier).read_text().strip())
+        os.kill(master, 0)
+    except (OSError, ValueError):
+        return False
+    partial = target.with_suffix(".map.tmp")
+    partial.write_text(admission_map(keys))
+    partial.replace(target)
+    old = _workers(master)
+    os.kill(master, signal.SIGHUP)
+    deadline = time.monotonic() + timeout
+    while old & _workers(master) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if old & _workers(master):
+        raise TimeoutError(f"edge-{region} still runs its old workers after {timeout:.0f}s")
+    return True

@@ -65,6 +65,8 @@ class WarmPlan:
     edge: str
     budget_bytes: int
     objects: tuple[PlannedObject, ...]
+    #: The segments the edge may store next hour (:func:`admission_list`); None: all.
+    admit: tuple[str, ...] | None = None
 
     @property
     def total_bytes(self) -> int:
@@ -79,6 +81,7 @@ class WarmPlan:
             "edge": self.edge,
             "budget_bytes": self.budget_bytes,
             "objects": [o.to_xcom() for o in self.objects],
+            "admit": None if self.admit is None else list(self.admit),
         }
 
     @classmethod
@@ -87,6 +90,7 @@ class WarmPlan:
             str(value["edge"]),
             int(value["budget_bytes"]),
             tuple(PlannedObject.from_xcom(o) for o in value["objects"]),
+            None if value.get("admit") is None else tuple(str(k) for k in value["admit"]),
         )
 
 

@@ -78,7 +78,7 @@ def check_gate(window: CdnWindow, path: Path) -> BronzeSummary:
 
 def prefetch(settings: Settings, plans_path: Path, out: Path) -> dict[str, dict[str, int]]:
     """Push every edge's plan through its edge; write what each push did to ``out``."""
-    from vidflow.cdn.prefetch import push_plan, summarise
+    from vidflow.cdn.prefetch import install_admission, push_plan, summarise
     from vidflow.cdn.warm import WarmPlan
 
     plans = [WarmPlan.from_xcom(p) for p in json.loads(plans_path.read_text())]
@@ -90,6 +90,9 @@ def prefetch(settings: Settings, plans_path: Path, out: Path) -> dict[str, dict[
         if url is None:
             log.warning("no edge URL for %s: its plan was not pushed", plan.edge)
             continue
+        # The admission list first: the pushes are then stored under it.
+        if install_admission(settings, plan.edge, plan.admit):
+            log.info("admission list of %s: %d segments", plan.edge, len(plan.admit or ()))
         results = push_plan(plan, url, concurrency=4)
         report[plan.edge] = summarise(results)
         rows += [r.to_xcom() for r in results]
