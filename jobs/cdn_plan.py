@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -183,7 +184,9 @@ def run(spark: SparkSession, settings: Settings, window: CdnWindow) -> list[Warm
             budget_bytes=window.byte_budget,
             half_life_hours=window.half_life_hours,
         )
-        if settings.cdn_edge_admit_threshold > 0:
+        # Only the plan of the hour about to start changes what a live edge admits: a
+        # backfilled hour's list would be stale.
+        if settings.cdn_edge_admit_threshold > 0 and is_current(window):
             admit = admission_list(
                 stats,
                 half_life_hours=window.half_life_hours,
@@ -205,6 +208,12 @@ def run(spark: SparkSession, settings: Settings, window: CdnWindow) -> list[Warm
     )
     replace(frame, lake_path(settings, "cdn", "cdn_warm_plan"), as_of, ("as_of_date", "region"))
     return plans
+
+
+def is_current(window: CdnWindow, *, now: datetime | None = None) -> bool:
+    """Whether the window's end (the plan's hour) is within an hour of now."""
+    moment = now or datetime.now(UTC)
+    return abs((window.end - moment).total_seconds()) <= 3600
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -199,11 +201,14 @@ def test_stopping_an_edge_leaves_no_process_behind(stack: Settings) -> None:
         assert not (tier_dir(stack, tier) / "nginx.pid").exists()
     finally:
         supervisor.ctl(stack, "start", tier.service)
-        _wait_healthy(f"http://{stack.bind_host}:{tier.port}/healthz")
+        # The launcher is a Python start first: slow on a loaded machine.
+        _wait_healthy(f"http://{stack.bind_host}:{tier.port}/healthz", timeout=90)
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + 10
+def _wait_healthy(
+    url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 10.0
+) -> None:
+    deadline = time.monotonic() + timeout
     while True:
         try:
             if httpx.get(url).status_code == 200:
@@ -211,7 +216,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes] | None = None) -> None
         except httpx.TransportError:
             pass
         assert proc is None or proc.poll() is None, f"{url}: nginx exited"
-        assert time.monotonic() < deadline, f"{url} not healthy after 10s"
+        assert time.monotonic() < deadline, f"{url} not healthy after {timeout:.0f}s"
         time.sleep(0.05)
 
 
@@ -262,6 +267,9 @@ def scratch(stack: Settings, unique: str) -> Iterator[Scratch]:
             "state_dir": state_dir,
             "cdn_shield_port": _free_port(),
             "cdn_edge_base_port": _free_port(),
+            # Rendered with the map of an admission list (stores everything until a list
+            # is installed).
+            "cdn_edge_admit_threshold": 2.0,
         }
     )
     shield_tier, edge_tier = find_tier(settings, "shield"), find_tier(settings, "edge-us-east")
@@ -379,3 +387,73 @@ def test_a_log_is_shipped_per_hour_of_its_requests_idempotently(
     (pending / "20260101T110001000000Z-0000abcd.log").write_text(content)
     shipper.flush()
     assert keys() == before_keys
+
+
+def test_an_edge_runs_in_its_own_session_and_never_outlives_its_launcher(
+    stack: Settings, unique: str
+) -> None:
+    """Started as supervisord starts it (a process-group leader in another session), the
+    launcher puts nginx in a session of its own (its own CPU autogroup); killed outright,
+    it takes nginx with it."""
+    state_dir = stack.state_dir / "cdn-test" / unique
+    port = _free_port()
+    env = {
+        **os.environ,
+        "VIDFLOW_STATE_DIR": str(state_dir),
+        "VIDFLOW_CDN_EDGE_BASE_PORT": str(port),
+    }
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "vidflow.cdn", "nginx", "edge-us-east"], env=env, process_group=0
+    )
+    try:
+        deadline = time.monotonic() + 90  # a Python start on a loaded machine
+        pid_file = state_dir / "cdn" / "edge-us-east" / "nginx.pid"
+        while not pid_file.exists():
+            assert launcher.poll() is None, "the launcher exited"
+            assert time.monotonic() < deadline, "nginx did not start"
+            time.sleep(0.1)
+        _wait_healthy(f"http://127.0.0.1:{port}/healthz")
+        master = int(pid_file.read_text().strip())
+        assert os.getsid(master) == master
+        assert os.getsid(master) != os.getsid(launcher.pid)
+        assert (
+            Path(f"/proc/{master}/autogroup").read_text()
+            != Path(f"/proc/{launcher.pid}/autogroup").read_text()
+        )
+        os.killpg(launcher.pid, signal.SIGKILL)
+        launcher.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{master}").exists() and _cmdline(Path(f"/proc/{master}")):
+            assert time.monotonic() < deadline, "nginx outlived its launcher"
+            time.sleep(0.05)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait(timeout=10)
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def test_an_admission_list_keeps_unlisted_segments_out_of_an_edge(
+    scratch: Scratch, media: Media
+) -> None:
+    from vidflow.cdn.prefetch import install_admission
+
+    listed, unlisted = f"/{media.prefix}/seg.m4s", f"/{media.prefix}/seg2.m4s"
+    init = f"/{media.prefix}/init.mp4"
+
+    def edge(path: str) -> str:
+        answer = httpx.get(scratch.url + path, timeout=30)
+        assert answer.status_code == 200
+        expected = SEGMENT[:5000] if path == init else SEGMENT
+        assert answer.content == expected
+        return str(answer.headers["x-cache-edge"])
+
+    assert install_admission(scratch.settings, "us-east", [listed])
+    # Off the list: served, never stored. On it: stored at its first miss. Not a segment
+    # (an init segment): always stored.
+    assert [edge(unlisted), edge(unlisted)] == ["MISS", "MISS"]
+    assert [edge(listed), edge(listed)] == ["MISS", "HIT"]
+    assert [edge(init), edge(init)] == ["MISS", "HIT"]
+    # No list: everything is stored again; what was cached stays.
+    assert install_admission(scratch.settings, "us-east", None)
+    assert [edge(unlisted), edge(unlisted), edge(listed)] == ["MISS", "HIT", "HIT"]

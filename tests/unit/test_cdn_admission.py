@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -115,7 +116,7 @@ def test_admission_map_text() -> None:
 
 
 def test_edges_store_segments_through_the_list_and_the_shield_has_none() -> None:
-    settings = Settings()
+    settings = Settings(cdn_edge_admit_threshold=2.0)
     edge = render_conf(settings, find_tier(settings, "edge-us-east"))
     assert f"include {settings.state_dir}/cdn/edge-us-east/admit.map;" in edge
     # Only the segment location consults the list.
@@ -123,12 +124,13 @@ def test_edges_store_segments_through_the_list_and_the_shield_has_none() -> None
     segments = edge.split("location ~* \\.(m4s")[1].split("location ~* \\.(m3u8")[0]
     assert "proxy_no_cache $vidflow_not_admitted;" in segments
     assert "admit.map" not in render_conf(settings, find_tier(settings, "shield"))
-    off = Settings(cdn_edge_admit_threshold=0)
+    off = Settings()  # the default: no admission list
+    assert off.cdn_edge_admit_threshold == 0
     assert "vidflow_not_admitted" not in render_conf(off, find_tier(off, "edge-us-east"))
 
 
 def test_nginx_accepts_an_edge_with_a_list(tmp_path: Path) -> None:
-    settings = Settings(state_dir=tmp_path)
+    settings = Settings(state_dir=tmp_path, cdn_edge_admit_threshold=2.0)
     tier = find_tier(settings, "edge-sa-east")
     prepare(settings, tier)
     assert admission_map_path(settings, tier).read_text() == "default 0;\n"
@@ -148,3 +150,15 @@ def test_nginx_accepts_an_edge_with_a_list(tmp_path: Path) -> None:
     # prepare keeps an installed list (a restart does not drop it).
     prepare(settings, tier)
     assert admission_map_path(settings, tier).read_text().count(" 0;\n") == 20001
+
+
+def test_only_the_current_hours_plan_installs_a_list() -> None:
+    from jobs.cdn_plan import is_current
+    from vidflow.cdn.payloads import CdnWindow
+
+    start = datetime(2026, 11, 30, 20, tzinfo=UTC)
+    window = CdnWindow(start, start + timedelta(hours=1), half_life_hours=1.0)
+    assert is_current(window, now=start + timedelta(minutes=65))
+    assert is_current(window, now=start + timedelta(minutes=5))
+    assert not is_current(window, now=start + timedelta(hours=2, minutes=1))
+    assert not is_current(window, now=start - timedelta(minutes=1))
