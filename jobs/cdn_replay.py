@@ -9,7 +9,10 @@ The plan is the one ``cdn_warm_plan`` holds for ``as_of = window.start`` (what t
 previous hour's run planned and pushed); when there is none (the first hour, or a
 backfill), it is planned now from the same history with the same function, and the row
 says ``plan_source = replanned``. History is the edge's requests of the
-``lookback_hours`` before the window. Rows: one per hour, region and policy
+``lookback_hours`` before the window. With ``cdn_edge_admit_threshold`` > 0 the edges run
+an admission list, and a fourth policy ``admitted`` (the list made from the same history,
+then the pushes) is replayed; its ``gap_share`` is the share the list and the warming
+close together. Rows: one per hour, region and policy
 (``replaceWhere`` the hour: a re-run gives the same rows). MLflow: experiment
 ``cdn_warming``, one run per edge (``edge-<region>``), metrics stepped by the hour.
 """
@@ -29,7 +32,7 @@ from vidflow.cdn.payloads import CdnWindow
 from vidflow.cdn.popularity import Request, object_scores
 from vidflow.cdn.prefetch import PREFETCH_USER_AGENT
 from vidflow.cdn.replay import EdgeReplay, _size, replay_edge
-from vidflow.cdn.warm import PlannedObject, WarmPlan, plan_warm
+from vidflow.cdn.warm import PlannedObject, WarmPlan, admission_list, plan_warm
 from vidflow.config import Settings, get_settings
 from vidflow.spark import get_spark, lake_path
 
@@ -97,8 +100,8 @@ def run(
             continue
         plan = stored_plan(spark, settings, window, region)
         source = "stored"
+        stats = object_scores(past, as_of=t0, half_life_hours=window.half_life_hours)
         if plan is None:
-            stats = object_scores(past, as_of=t0, half_life_hours=window.half_life_hours)
             plan = plan_warm(
                 region,
                 stats,
@@ -106,14 +109,21 @@ def run(
                 half_life_hours=window.half_life_hours,
             )
             source = "replanned"
-        results.append((replay_edge(past, upcoming, plan, cache_bytes), source))
+        admit = None
+        if settings.cdn_edge_admit_threshold > 0:
+            admit = admission_list(
+                stats,
+                half_life_hours=window.half_life_hours,
+                threshold=settings.cdn_edge_admit_threshold,
+                plan=plan,
+            )
+        results.append((replay_edge(past, upcoming, plan, cache_bytes, admit), source))
     rows = []
     for result, source in results:
-        for policy, counted in (
-            ("lru", result.lru),
-            ("warmed", result.warmed),
-            ("belady", result.belady),
-        ):
+        policies = [("lru", result.lru), ("warmed", result.warmed), ("belady", result.belady)]
+        if result.admitted is not None:
+            policies.append(("admitted", result.admitted))
+        for policy, counted in policies:
             rows.append(
                 (
                     window.start,
@@ -128,7 +138,7 @@ def run(
                     counted.byte_hit_ratio,
                     counted.object_hit_ratio,
                     counted.origin_bytes,
-                    result.gap_share,
+                    result.admitted_gap_share if policy == "admitted" else result.gap_share,
                     result.plan_objects,
                     result.plan_bytes,
                     source,
@@ -193,6 +203,12 @@ def log_mlflow(
         }
         if result.gap_share is not None:
             metrics["gap_share"] = result.gap_share
+        if result.admitted is not None:
+            metrics["admitted_byte_hit_ratio"] = result.admitted.byte_hit_ratio
+            metrics["admitted_object_hit_ratio"] = result.admitted.object_hit_ratio
+            metrics["admitted_origin_bytes"] = float(result.admitted.origin_bytes)
+        if result.admitted_gap_share is not None:
+            metrics["admitted_gap_share"] = result.admitted_gap_share
         for key, value in metrics.items():
             client.log_metric(run_id, key, value, timestamp=millis, step=step)
 
