@@ -6,7 +6,8 @@ Each answer is one catalog round trip: a single statement reads the precomputed 
 and the candidates' titles and posters (``videos``), every part an index lookup by its
 shard key. :mod:`vidflow.viewer.ranking` assembles the list; no model runs here.
 
-The reads use an engine of their own with short connect and statement timeouts
+The reads run on the event loop over a small pool of async autocommit connections
+(:mod:`vidflow.viewer.readpool`) with short connect, statement and pool-wait timeouts
 (``VIDFLOW_RECS_CATALOG_TIMEOUT_MS``). When the catalog is unavailable the answer is
 degraded, never an error: the same request's answer of the last
 ``VIDFLOW_RECS_CACHE_SECONDS`` (``cache``), else the region's last known trending list
