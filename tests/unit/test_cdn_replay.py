@@ -217,3 +217,20 @@ def test_cli_on_log_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert edge["belady"]["hits"] == 1
     assert edge["plan_objects"] == 1 and edge["plan_bytes"] == 600
     assert edge["gap_share"] == pytest.approx(1.0)
+    assert edge["admitted"] is None and edge["admitted_gap_share"] is None
+
+    # With an admission list: at 11:05 the segment's decayed score is 2^-1 + 2^-(55/60)
+    # = 1.03 -> 1.03 ln 2 = 0.71 expected requests: on a list of threshold 0.5 (and planned
+    # anyway): pushed and hit, like warmed.
+    code = main(
+        [
+            "--history", str(hist), "--next", str(nxt), "--cache-bytes", "1000",
+            "--budget", "600", "--half-life-hours", "1", "--min-expected", "0.1",
+            "--admit-threshold", "0.5",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    (edge,) = json.loads(capsys.readouterr().out)["edges"]
+    assert edge["admit_objects"] == 1
+    assert edge["admitted"]["hits"] == 1
+    assert edge["admitted_gap_share"] == pytest.approx(1.0)
