@@ -33,6 +33,10 @@ def main(argv: list[str] | None = None) -> None:
         # In-flight event posts are answered once their events are written (at once on
         # SIGTERM); this bounds a stop when object storage hangs.
         timeout_graceful_shutdown=20,
+        # The supervisor kills a worker that does not answer its ping in time (uvicorn's
+        # default: 5 s). A worker saturated by a burst answers late but is not hung;
+        # killing it drops every request it holds, so only a long silence counts.
+        timeout_worker_healthcheck=30,
         log_level="info",
     )
 
