@@ -426,12 +426,9 @@ def by_hour(requests: list[Request]) -> dict[tuple[str, int], list[Request]]:
     return out
 
 
-def scenario_hours(
-    hours: dict[tuple[str, int], list[Request]], pop: Population, day: int
-) -> list[Any]:
+def scenario_hours(hours: dict[tuple[str, int], list[Request]], day: int) -> list[Any]:
     """(scenario, edge, hour) on ``day`` (unix day number): per edge its median-traffic
-    hour (steady) and busiest hour (diurnal peak); the first whole hour of each viral burst
-    that starts that day."""
+    hour (steady) and its busiest hour (diurnal peak)."""
     from vidflow.regions import REGION_NAMES
 
     first, last = day * 24 + HISTORY_HOURS, day * 24 + 24
@@ -443,12 +440,20 @@ def scenario_hours(
         ranked = sorted(mine, key=lambda h: (mine[h], h))
         chosen.append(("steady", edge, ranked[len(ranked) // 2]))
         chosen.append(("diurnal_peak", edge, ranked[-1]))
-    for burst in pop.viral:
-        hour = int(burst.start_ts // 3600) + 1  # the first whole hour of the burst
-        edge = REGION_NAMES[burst.region]
-        if first <= hour < last and hours.get((edge, hour)):
-            chosen.append(("viral", edge, hour))
     return chosen
+
+
+def viral_hours(pop: Population, after: datetime) -> list[tuple[str, str, int]]:
+    """The first two whole hours of each viral burst that starts after ``after``, in its
+    region."""
+    from vidflow.regions import REGION_NAMES
+
+    out = []
+    for burst in pop.viral:
+        first = int(burst.start_ts // 3600) + 1
+        if burst.start_ts >= after.timestamp():
+            out += [("viral", REGION_NAMES[burst.region], h) for h in (first, first + 1)]
+    return out
 
 
 #: Hours of history before each replayed hour (the cache's state and the plan's input;
@@ -480,21 +485,30 @@ def read_hours(source: Path, first: datetime, last: datetime) -> list[Request]:
 
 
 def bench_warming(settings: Settings, millions: int) -> list[dict[str, Any]]:
-    """Replay the scenarios of the report day (the second day of the ``millions`` trace).
+    """Replay the scenarios of the report days: steady and diurnal peak of the second day
+    of the ``millions`` trace, and the first two hours of each viral burst from that day on.
     The admission thresholds were chosen on the first day of the 1M trace (2026-11-01,
     hours 5, 9, 13, 17 of every edge, 256 MiB and 2 GiB: the threshold with the largest
-    pooled gap share of 0.5, 1, 2, 4), never on the day reported here."""
+    pooled gap share of 0.5, 1, 2, 4), never on a day reported here."""
     source = history_dir(settings, millions)
+    days = max(2, math.ceil(millions * 1_000_000 / 850_000) + 1)
+    pop = population(days)
     begin = REPORT_DAY - timedelta(hours=HISTORY_HOURS)
     requests = read_hours(source, begin, REPORT_DAY + timedelta(days=1))
     _say(f"warming: {len(requests)} requests of {REPORT_DAY.date()} (+{HISTORY_HOURS} h before)")
     hours = by_hour(requests)
-    days = max(2, math.ceil(millions * 1_000_000 / 850_000) + 1)
-    pop = population(days)
+    chosen = scenario_hours(hours, int(REPORT_DAY.timestamp() // 86400))
+    for scenario, edge, hour in viral_hours(pop, REPORT_DAY):
+        if not hours.get((edge, hour)):  # a later day: read its hours
+            start = datetime.fromtimestamp((hour - HISTORY_HOURS) * 3600, UTC)
+            more = by_hour(read_hours(source, start, start + timedelta(hours=HISTORY_HOURS + 1)))
+            for k, v in more.items():
+                hours.setdefault(k, v)
+        if hours.get((edge, hour)):
+            chosen.append((scenario, edge, hour))
     edge_cache = parse_nginx_size(settings.cdn_edge_cache_max_size)
     rows = []
-    report_day = int(REPORT_DAY.timestamp() // 86400)
-    for scenario, edge, hour in scenario_hours(hours, pop, report_day):
+    for scenario, edge, hour in chosen:
         history = [r for h in range(hour - HISTORY_HOURS, hour) for r in hours.get((edge, h), [])]
         upcoming = hours.get((edge, hour), [])
         for cache in (edge_cache, 8 * edge_cache):
@@ -644,7 +658,10 @@ def main() -> None:
         results["edge"] = bench_edge(settings, args.clients, args.seconds, args.rate)
         write(results)
     if not args.skip_engines:
-        results["engines"] = bench_engines(settings, sizes)
+        fresh = bench_engines(settings, sizes)
+        # Sizes measured in an earlier run (and not now) keep their rows.
+        kept = [r for r in results.get("engines") or [] if r["rows_millions"] not in sizes]
+        results["engines"] = sorted([*kept, *fresh], key=lambda r: r["rows_millions"])
     write(results)
 
 
