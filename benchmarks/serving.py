@@ -611,6 +611,8 @@ def _cpu_per_answer(results: dict[str, Any], target: str) -> float:
     run spends extra on timed-out connections, a slow one on fixed costs (the event log's
     timer, idle wake-ups) spread over few answers."""
     runs = [results["fixed"][target], *results["ladder"][target]["steps"]]
+    if target == "api":
+        runs += [run["reads"] for run in results["session"].values()]
     clean = [r for r in runs if r["success"] == 1.0]
     if not clean:
         return float("nan")
