@@ -82,7 +82,7 @@ def test_the_demo_says_each_step_and_its_figures_match_the_platform(
             ),
             {"ids": list(report.catalog.video_ids)},
         ).all()
-    specs = {c.title: list(c.tags) for c in clip_specs(9101, 2)}
+    specs = {c.title: list(c.tags) for c in clip_specs(SIZES["demo_seed"], 2)}
     assert {r.title: list(r.tags) for r in rows} == specs
     assert all(r.status == "processed" and r.manifest_url for r in rows)
 
@@ -112,10 +112,14 @@ def test_the_demo_says_each_step_and_its_figures_match_the_platform(
 
     # the champion: what MLflow's registry says
     client = MlflowClient(small.tracking_uri)
+    assert report.recs is not None and report.recs.model_name == MODEL
     champion = client.get_model_version_by_alias(MODEL, CHAMPION)
     assert s.champion is not None and s.champion.version == champion.version
-    ndcg = client.get_run(champion.run_id).data.metrics["ndcg_at_10"]
-    assert s.champion.ndcg_at_10 == pytest.approx(ndcg)
+    metrics = client.get_run(champion.run_id).data.metrics
+    assert s.champion.ndcg_at_10 == pytest.approx(metrics["ndcg_at_10"])
+    popularity = s.champion.popularity_ndcg_at_10
+    assert popularity is not None and 0.0 <= popularity <= 1.0
+    assert metrics["popularity_ndcg_at_10"] == pytest.approx(popularity)
 
     # the demo viewer has precomputed recommendations of processed, unwatched videos
     with session_scope(small) as session:

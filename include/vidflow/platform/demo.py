@@ -51,6 +51,7 @@ from vidflow.platform.demo_summary import (
     warming_of,
 )
 from vidflow.platform.demo_traffic import (
+    DEMO_VIEWER,
     HistoryWritten,
     LiveTraffic,
     SeededCatalog,
@@ -59,6 +60,7 @@ from vidflow.platform.demo_traffic import (
     history_start,
     live_traffic,
     seed_catalog,
+    viewer_login,
     write_history,
 )
 
@@ -368,9 +370,13 @@ def run_demo(
 
     def live() -> None:
         marker = settings.state_dir / "demo" / f"live-{plan.tag}.json"
-        if marker.exists() and analytics_done(client, plan):
+        if analytics_done(client, plan):
             # Events posted now would miss the analytics run this demo already made.
-            report.viewer, report.live = read_live(marker)
+            if marker.exists():
+                report.viewer, report.live = read_live(marker)
+            else:
+                _, user_id = viewer_login(settings)
+                report.viewer = ViewerSession(DEMO_VIEWER, user_id, (), 0)
             say("the analytics of this demo already ran: reusing its live traffic")
             return
         report.viewer = demo_viewer_watches(settings, catalog.video_ids, say)

@@ -155,7 +155,7 @@ def wait_processed(settings: Settings, video_ids: list[str], say: Say, *, timeou
 
 
 def seed_catalog(
-    settings: Settings, *, seed: int, count: int, seconds: int, say: Say, timeout: float = 900
+    settings: Settings, *, seed: int, count: int, seconds: int, say: Say, timeout: float = 1800
 ) -> SeededCatalog:
     """Upload the clips the catalog does not hold yet, then wait until all are processed.
     Clips are encoded two at a time (two cores) and uploaded as each is ready, so the
