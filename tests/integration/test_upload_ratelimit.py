@@ -12,6 +12,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -175,3 +176,36 @@ def test_a_blocked_login_runs_no_argon2(
                 )
     assert len(calls) == 2
     _forget(settings, f"login:account:{login}", f"login:client:{client}")
+
+
+def test_prune_removes_counters_whose_window_and_block_are_over(world: UploadWorld) -> None:
+    tag = world.token
+    rows = {  # key -> (window_start, blocked_until), judged at 2000-01-01 12:00
+        f"t:{tag}:over": ("2000-01-01 11:00+00", None),
+        f"t:{tag}:blocked": ("2000-01-01 11:00+00", "2000-01-01 13:00+00"),
+        f"t:{tag}:current": ("2000-01-01 11:50+00", None),
+    }
+    with get_engine(world.settings).begin() as conn:
+        for key, (start, blocked) in rows.items():
+            conn.execute(
+                text(
+                    "INSERT INTO auth_attempts (key, window_start, failures, blocked_until) "
+                    "VALUES (:k, :s, 1, :b)"
+                ),
+                {"k": key, "s": start, "b": blocked},
+            )
+    try:
+        with get_engine(world.settings).begin() as conn:
+            ratelimit.prune(
+                conn,
+                window=timedelta(minutes=15),
+                now=datetime(2000, 1, 1, 12, tzinfo=UTC),
+            )
+            left = set(
+                conn.scalars(
+                    text("SELECT key FROM auth_attempts WHERE key LIKE :p"), {"p": f"t:{tag}:%"}
+                )
+            )
+        assert left == {f"t:{tag}:blocked", f"t:{tag}:current"}
+    finally:
+        _forget(world.settings, *rows)

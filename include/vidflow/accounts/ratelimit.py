@@ -21,25 +21,15 @@ from typing import Final
 
 from sqlalchemy import Connection, delete, func, or_, select, text
 
+from vidflow.accounts.errors import RateLimited
 from vidflow.catalog.models import AuthAttempt
 from vidflow.config import Settings
-from vidflow.problems import Problem
 
 #: Longest stored key (the column is String(400)); longer logins are cut, still unique
 #: enough to count and never an error.
 KEY_MAX: Final = 400
 
-
-class RateLimited(Problem):
-    status = 429
-    title = "Too many attempts"
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(
-            f"too many attempts from this account or address; retry in {retry_after} s",
-            headers={"Retry-After": str(retry_after)},
-        )
-        self.retry_after = retry_after
+__all__ = ["KEY_MAX", "Limit", "RateLimited", "check", "count", "prune", "reset"]
 
 
 @dataclass(frozen=True)

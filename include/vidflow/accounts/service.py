@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vidflow.accounts import ratelimit
+from vidflow.accounts.errors import AccountExists, InvalidCredentials
 from vidflow.accounts.schemas import UserCreate
 from vidflow.accounts.security import (
     dummy_password_hash,
@@ -25,23 +26,6 @@ from vidflow.accounts.security import (
 )
 from vidflow.catalog.models import User, UserEmail, Username
 from vidflow.config import Settings
-from vidflow.problems import Problem
-
-
-class AccountExists(Problem):
-    status = 409
-    title = "Account exists"
-
-
-class InvalidCredentials(Problem):
-    status = 401
-    title = "Invalid credentials"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "unknown username or wrong password",
-            headers={"WWW-Authenticate": 'Bearer realm="vidflow"'},
-        )
 
 
 def register_user(

@@ -11,18 +11,22 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Final
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vidflow.accounts import ratelimit
 from vidflow.accounts.routes import router as accounts_router
 from vidflow.accounts.security import _secret
+from vidflow.catalog.db import get_engine
 from vidflow.config import Settings, get_settings
 from vidflow.outbox import run_relay
 from vidflow.problems import install_problem_handlers
 from vidflow.uploads import protocol
+from vidflow.uploads.problems import install_domain_handlers
 from vidflow.uploads.routes import router as tus_router
 from vidflow.uploads.service import UploadBackend
 
@@ -106,6 +110,21 @@ def _check_settings(settings: Settings) -> None:
         )
 
 
+#: Seconds between two prunes of the sign-in counters whose window is over.
+AUTH_PRUNE_EVERY: Final = 600.0
+
+
+def prune_auth_attempts(*, settings: Settings, stop: threading.Event) -> None:
+    """Delete the sign-in counters whose window and block are over, every few minutes."""
+    window = timedelta(seconds=settings.auth_window_seconds)
+    while not stop.wait(AUTH_PRUNE_EVERY):
+        try:
+            with get_engine(settings).begin() as conn:
+                ratelimit.prune(conn, window=window)
+        except Exception:
+            log.exception("pruning auth_attempts failed")
+
+
 def create_app(settings: Settings | None = None, *, relay: bool = True) -> FastAPI:
     """The upload service. ``relay=False`` leaves the outbox to another process."""
     settings = settings or get_settings()
@@ -115,20 +134,22 @@ def create_app(settings: Settings | None = None, *, relay: bool = True) -> FastA
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
-        thread = None
+        threads = []
         if relay:
-            thread = threading.Thread(
-                target=run_relay,
-                kwargs={"settings": settings, "stop": stop},
-                name="outbox-relay",
-                daemon=True,
-            )
-            thread.start()
+            for name, target in (("outbox-relay", run_relay), ("auth-prune", prune_auth_attempts)):
+                thread = threading.Thread(
+                    target=target,
+                    kwargs={"settings": settings, "stop": stop},
+                    name=name,
+                    daemon=True,
+                )
+                thread.start()
+                threads.append(thread)
         try:
             yield
         finally:
             stop.set()
-            if thread is not None:
+            for thread in threads:
                 thread.join(timeout=10)
             backend.close()
 
@@ -141,6 +162,7 @@ def create_app(settings: Settings | None = None, *, relay: bool = True) -> FastA
     app.state.settings = settings
     app.state.backend = backend
     install_problem_handlers(app)
+    install_domain_handlers(app)
     app.include_router(accounts_router)
     app.include_router(tus_router)
 

@@ -21,32 +21,19 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from vidflow.config import Settings
-from vidflow.problems import Problem
+from vidflow.uploads.errors import ServerBusy, UploadLocked
 
 log = logging.getLogger(__name__)
 
-
-class UploadLocked(Problem):
-    status = 423
-    title = "Upload locked"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "another request is writing to this upload; wait for it to finish, then HEAD "
-            "the upload and resume from its Upload-Offset",
-            headers={"Retry-After": "1"},
-        )
-
-
-class ServerBusy(Problem):
-    status = 503
-    title = "Server busy"
-
-    def __init__(self) -> None:
-        super().__init__(
-            "the server is streaming as many uploads as it may at once; retry shortly",
-            headers={"Retry-After": "2"},
-        )
+__all__ = [
+    "ServerBusy",
+    "UploadLocked",
+    "acquire",
+    "lock_engine",
+    "lock_key",
+    "release",
+    "upload_lock",
+]
 
 
 def lock_key(upload_id: uuid.UUID) -> int:

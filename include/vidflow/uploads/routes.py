@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 
 from vidflow.accounts.deps import CurrentUser, SettingsDep
 from vidflow.uploads import contract, protocol, service
+from vidflow.uploads.problems import error_response
 from vidflow.uploads.service import UploadBackend, UploadStatus
 
 router = APIRouter(tags=["uploads (tus 1.0.0)"])
@@ -96,9 +97,8 @@ async def create(
         body=request.stream() if first_chunk else None,
     )
     location = str(request.url_for("tus_upload", upload_id=str(created.status.upload_id)))
-    if created.chunk_error is not None:
-        created.chunk_error.headers["Location"] = location
-        raise created.chunk_error
+    if created.chunk_error is not None:  # the upload exists: its URL goes with the error
+        return error_response(created.chunk_error, extra_headers={"Location": location})
     headers = {"Location": location, **_offset_headers(created.status)}
     return Response(status_code=201, headers=headers)
 

@@ -20,7 +20,7 @@ from vidflow.catalog.models import Upload, UploadPart, Video
 from vidflow.config import Settings
 from vidflow.problems import Problem
 from vidflow.uploads import locks
-from vidflow.uploads.errors import UploadGone, UploadNotFound
+from vidflow.uploads.errors import UploadError, UploadGone, UploadNotFound
 from vidflow.uploads.protocol import (
     Hasher,
 )
@@ -60,7 +60,7 @@ class CreatedUpload:
     """A new upload, and why its first chunk was refused (creation-with-upload) if so."""
 
     status: UploadStatus
-    chunk_error: Problem | None = None
+    chunk_error: Problem | UploadError | None = None
 
 
 class DigestCache:

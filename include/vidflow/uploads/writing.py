@@ -30,6 +30,7 @@ from vidflow.uploads.errors import (
     OffsetConflict,
     StorageUnavailable,
     UploadComplete,
+    UploadError,
     UploadGone,
 )
 from vidflow.uploads.protocol import (
@@ -142,7 +143,7 @@ async def create_upload(
         status = await write_chunk(
             backend=backend, user_id=user_id, upload_id=upload_id, chunk=first_chunk, body=body
         )
-    except Problem as problem:
+    except (Problem, UploadError) as problem:
         # The upload exists: the client still needs its URL to resume.
         return CreatedUpload(row.status(), chunk_error=problem)
     return CreatedUpload(status)
@@ -389,7 +390,7 @@ async def _write(
         raise OffsetConflict(
             f"Upload-Offset {chunk.offset} does not match the upload's offset {row.offset}; "
             "resume from the offset HEAD reports",
-            headers={"Upload-Offset": str(row.offset)},
+            offset=row.offset,
         )
     remaining = row.length - row.offset
     if chunk.content_length is not None and chunk.content_length > remaining:
