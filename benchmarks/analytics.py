@@ -386,6 +386,11 @@ def silver_from_history(spark: Any, ndjson: Path) -> Any:
     )  # fmt: skip
 
 
+def _has_table(path: str) -> bool:
+    """A committed Delta table (a failed first write leaves a ``_delta_log`` without one)."""
+    return any((Path(path) / "_delta_log").glob("*.json"))
+
+
 def bench_gold(settings: Settings, sizes: list[float], work: Path) -> list[GoldRun]:
     from pyspark.sql import functions as F
 
@@ -397,18 +402,21 @@ def bench_gold(settings: Settings, sizes: list[float], work: Path) -> list[GoldR
     largest = max(sizes)
     ndjson = work / "history"
     viewers = math.ceil(largest * 1e6 / EVENTS_PER_VIEWER)
-    _say(f"history: {viewers} viewers, one day ({GOLD_DAY}) -> {ndjson}")
-    generate_history(viewers, ndjson)
-    base_lake = work / "lake-full"
+    base_lake = work / f"lake-full-{viewers}"
     full_settings = settings.model_copy(update={"lake_uri": str(base_lake)})
     silver_path = lake_path(full_settings, "analytics", "watch_events")
-    (
-        silver_from_history(spark, ndjson)
-        .write.format("delta")
-        .partitionBy("event_date", "region")
-        .save(silver_path)
-    )
-    shutil.rmtree(ndjson)
+    if _has_table(silver_path):
+        _say(f"history: reusing the silver table of {viewers} viewers in {base_lake}")
+    else:
+        _say(f"history: {viewers} viewers, one day ({GOLD_DAY}) -> {ndjson}")
+        generate_history(viewers, ndjson)
+        (
+            silver_from_history(spark, ndjson)
+            .write.format("delta")
+            .partitionBy("event_date", "region")
+            .save(silver_path)
+        )
+        shutil.rmtree(ndjson)
     full = spark.read.format("delta").load(silver_path)
     total = full.count()
     _say(f"silver: {total} events")
@@ -417,16 +425,18 @@ def bench_gold(settings: Settings, sizes: list[float], work: Path) -> list[GoldR
     for size in sorted(sizes):
         share = min(1.0, size * 1e6 / total)
         if share < 1.0:
-            lake = work / f"lake-{size:g}M"
+            lake = base_lake.with_name(f"{base_lake.name}-{size:g}M")
             sized = settings.model_copy(update={"lake_uri": str(lake)})
             # A sample of whole viewers, so sessions and users stay intact.
             bucket = F.abs(F.xxhash64(F.coalesce("user_id", "session_id"))) % 10_000
-            (
-                full.where(bucket < int(share * 10_000))
-                .write.format("delta")
-                .partitionBy("event_date", "region")
-                .save(lake_path(sized, "analytics", "watch_events"))
-            )
+            sample_path = lake_path(sized, "analytics", "watch_events")
+            if not _has_table(sample_path):
+                (
+                    full.where(bucket < int(share * 10_000))
+                    .write.format("delta")
+                    .partitionBy("event_date", "region")
+                    .save(sample_path)
+                )
         else:
             sized = full_settings
         silver = spark.read.format("delta").load(lake_path(sized, "analytics", "watch_events"))
@@ -532,6 +542,12 @@ def main() -> None:
     parser.add_argument("--skip-ingest", action="store_true")
     parser.add_argument("--skip-gold", action="store_true")
     parser.add_argument("--driver-memory", default="6g")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        help="keep the generated silver inputs in this directory and reuse them next time "
+        "(default: a temporary directory, removed at the end)",
+    )
     args = parser.parse_args()
     sizes = [0.2, 0.5] if args.quick else [float(s) for s in args.sizes.split(",")]
     os.environ["VIDFLOW_SPARK_DRIVER_MEMORY"] = args.driver_memory
@@ -559,7 +575,11 @@ def main() -> None:
                 f"p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms"
             )
         write_results(ingest, gold, meta)
-    if not args.skip_gold:
+    if not args.skip_gold and args.work:
+        # Kept between runs: the silver inputs are generated once and reused.
+        args.work.mkdir(parents=True, exist_ok=True)
+        gold = bench_gold(settings, sizes, args.work)
+    elif not args.skip_gold:
         with tempfile.TemporaryDirectory(prefix="bench-analytics-", dir=settings.state_dir) as work:
             gold = bench_gold(settings, sizes, Path(work))
     meta["load_average_end"] = os.getloadavg()[0]

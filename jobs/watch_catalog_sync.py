@@ -3,10 +3,10 @@
     spark-submit jobs/watch_catalog_sync.py --dates 2026-11-24[,...] [--region eu-west]
         [--lake DIR|s3a://...] [--summary PATH]
 
-extract: the gold tables ``analytics/user_video_daily`` and ``analytics/video_daily_stats``
-(all days); transform: for each user/video pair and each video with a gold row on the
-run's days (in its region if given), its totals over ALL days and regions
-(``vidflow.analytics.gold.user_video_totals`` / ``video_totals``), collected to the
+extract: the gold tables ``analytics/user_video_daily``, ``analytics/video_daily_stats`` and
+``analytics/video_likers`` (all days); transform: for each user/video pair and each video
+with a gold row on the run's days (in its region if given), its totals over ALL days and
+regions (``vidflow.analytics.gold.user_video_totals`` / ``video_totals``), collected to the
 driver (one row per touched key); load: ``vidflow.analytics.catalog_sync.sync_catalog``,
 one transaction per catalog hash partition, values set, never incremented, so a re-run
 writes the same numbers.
@@ -29,26 +29,27 @@ from vidflow.config import Settings, get_settings
 from vidflow.spark import get_spark, lake_path
 
 
-def extract(spark: SparkSession, settings: Settings) -> tuple[DataFrame, DataFrame]:
-    """(user_video_daily, video_daily_stats), every day."""
+def extract(spark: SparkSession, settings: Settings) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """(user_video_daily, video_daily_stats, video_likers), every day."""
     read = spark.read.format("delta")
     return (
         read.load(lake_path(settings, "analytics", "user_video_daily")),
         read.load(lake_path(settings, "analytics", "video_daily_stats")),
+        read.load(lake_path(settings, "analytics", "video_likers")),
     )
 
 
 def run(
     spark: SparkSession, settings: Settings, dates: Sequence[date], region: str | None
 ) -> SyncSummary:
-    user_video, video_stats = extract(spark, settings)
+    user_video, video_stats, likers = extract(spark, settings)
     pairs = user_video_totals(user_video, dates, region).select(
         "user_id",
         "video_id",
         F.unix_micros("watched_at").alias("watched_at_micros"),
         "watch_duration_seconds",
     )
-    videos = gold_video_totals(video_stats, dates, region)
+    videos = gold_video_totals(video_stats, likers, dates, region)
     watch, rejected_watch = watch_totals(r.asDict() for r in pairs.collect())
     counts, rejected_videos = video_totals(r.asDict() for r in videos.collect())
     return sync_catalog(

@@ -76,8 +76,11 @@ def silver_rows(ids: Ids) -> list[tuple[Any, ...]]:
         # anonymous on v2: one play, completes.
         ev("play", ids.v2, c, None, T1, 0, "eu-west"),
         ev("complete", ids.v2, c, None, T1 + 30 * s, 30, "eu-west"),
-        # D2 us-east. user on v1 again: one play, 7 s; user on the unknown video: 3 s.
+        # D2 us-east. user on v1 again: one play, 7 s, and a second like of v1 (the user
+        # already liked it on D1: the catalog's like_count must count them once);
+        # user on the unknown video: 3 s.
         ev("play", ids.v1, d, ids.user, T2, 0, "us-east"),
+        ev("like", ids.v1, d, ids.user, T2 + 5 * s, 5, "us-east"),
         ev("heartbeat", ids.v1, d, ids.user, T2 + 7 * s, 7, "us-east"),
         ev("play", ids.v_unknown, e, ids.user, T2, 0, "us-east"),
         ev("heartbeat", ids.v_unknown, e, ids.user, T2 + 3 * s, 3, "us-east"),
@@ -147,6 +150,8 @@ def test_gold_then_sync_twice_gives_absolute_totals(
     # v1 eu D1, v2 eu D1, v1 us D2, v_unknown us D2; user x (v1 D1, v1 D2, v_unknown D2)
     # and stranger x v1 D1.
     assert (gold.video_daily_stats_rows, gold.user_video_daily_rows) == (4, 4)
+    # likers: user on v1 on D1 (eu-west) and again on D2 (us-east)
+    assert gold.video_likers_rows == 2
     stats = {
         (r.event_date, r.region, r.video_id): (
             r.plays,
@@ -172,7 +177,8 @@ def test_gold_then_sync_twice_gives_absolute_totals(
         ("history", ids.v1, T2 + timedelta(seconds=7), 27.0),
         # watch_history has no FK to videos: the unknown video's row is kept (3 s)
         ("history", ids.v_unknown, T2 + timedelta(seconds=3), 3.0),
-        # v1: plays 2 (D1) + 1 (D2), likes 1; v2 not touched on D2: still 99/99
+        # v1: plays 2 (D1) + 1 (D2); likes 1: one viewer, though they liked on both days
+        # (the per-day likes sum to 2); v2 not touched on D2: still 99/99
         ("video", ids.v1, 3, 1),
         ("video", ids.v2, 99, 99),
     }

@@ -13,6 +13,7 @@ from vidflow.analytics.gold import (
     SILVER_COLUMNS,
     USER_VIDEO_DAILY_SCHEMA,
     VIDEO_DAILY_STATS_SCHEMA,
+    VIDEO_LIKERS_SCHEMA,
     GoldSummary,
     context_dates,
     credited_watch_seconds,
@@ -21,6 +22,7 @@ from vidflow.analytics.gold import (
     user_video_daily,
     user_video_totals,
     video_daily_stats,
+    video_likers,
     video_totals,
 )
 from vidflow.analytics.payloads import parse_dates
@@ -196,22 +198,71 @@ def test_totals_cover_all_days_of_touched_keys(spark: Any) -> None:
     ] == [(U2, V2)]
 
 
+def test_video_likers_are_distinct_viewers_per_day(spark: Any, silver: Any) -> None:
+    sessions = session_video_daily(credited_watch_seconds(silver), [DAY])
+    # v1 in eu-west: u1 liked in s1 and again in s2 (one viewer), anonymous s3 liked
+    # twice (one viewer: its session). Nobody liked v2, nobody in us-east.
+    expected = spark.createDataFrame([(DAY, EU, V1, U1), (DAY, EU, V1, "s3")], VIDEO_LIKERS_SCHEMA)
+    assert_df_equality(
+        video_likers(sessions), expected, ignore_row_order=True, ignore_nullable=True
+    )
+
+
 def test_video_totals(spark: Any) -> None:
     stats = spark.createDataFrame(
         [
             (DAY, EU, V1, 4, 2, 10.0, 0.5, 2),
             (GOLD_DAY2, US, V1, 3, 1, 1.0, 0.0, 1),
             (DAY, EU, V2, 9, 9, 9.0, 1.0, 9),  # not touched on day 2
+            (GOLD_DAY2, EU, "v3", 1, 1, 0.0, 0.0, 0),  # touched, never liked
         ],
         VIDEO_DAILY_STATS_SCHEMA,
     )
+    likers = spark.createDataFrame(
+        [
+            (DAY, EU, V1, U1),
+            (DAY, EU, V1, "s9"),
+            (GOLD_DAY2, US, V1, U1),  # u1 likes v1 again on day 2, in another region
+            (DAY, EU, V2, U2),
+        ],
+        VIDEO_LIKERS_SCHEMA,
+    )
+    # v1: plays 4 + 3 = 7; likers u1 and s9 = 2 (the per-day likes sum to 3: u1 twice).
+    # v3: 1 play, no liker: 0. v2 is not touched on day 2.
     expected = spark.createDataFrame(
-        [(V1, 7, 3)], "video_id string, view_count long, like_count long"
+        [(V1, 7, 2), ("v3", 1, 0)], "video_id string, view_count long, like_count long"
     )
     assert_df_equality(
-        video_totals(stats, [GOLD_DAY2]), expected, ignore_row_order=True, ignore_nullable=True
+        video_totals(stats, likers, [GOLD_DAY2]),
+        expected,
+        ignore_row_order=True,
+        ignore_nullable=True,
     )
-    assert video_totals(stats, [GOLD_DAY2], EU).count() == 0
+    assert [tuple(r) for r in video_totals(stats, likers, [GOLD_DAY2], US).collect()] == [
+        (V1, 7, 2)
+    ]
+
+
+def test_a_viewer_liking_on_two_days_counts_once(spark: Any) -> None:
+    # u1 likes v1 on the 24th and again on the 25th; anonymous session c likes it on the 25th.
+    silver = spark.createDataFrame(
+        _events(
+            [
+                ("a", V1, "play", U1, 0, 0.0, EU),
+                ("a", V1, "like", U1, 5, 5.0, EU),
+                ("b", V1, "play", U1, 86400, 0.0, EU),
+                ("b", V1, "like", U1, 86405, 5.0, EU),
+                ("c", V1, "play", None, 86400, 0.0, EU),
+                ("c", V1, "like", None, 86410, 10.0, EU),
+            ]
+        ),
+        SILVER_SCHEMA,
+    )
+    sessions = session_video_daily(credited_watch_seconds(silver), [DAY, GOLD_DAY2])
+    stats, likers = video_daily_stats(sessions), video_likers(sessions)
+    # Per day: 1 like on the 24th, 2 on the 25th. All time: u1 and c = 2 likers; 3 plays.
+    assert sorted((r.event_date, r.likes) for r in stats.collect()) == [(DAY, 1), (GOLD_DAY2, 2)]
+    assert [tuple(r) for r in video_totals(stats, likers, [GOLD_DAY2]).collect()] == [(V1, 3, 2)]
 
 
 def test_replace_where_names_exactly_the_runs_partitions() -> None:
@@ -235,5 +286,5 @@ def test_dates_parsing_and_context() -> None:
 
 
 def test_summary_round_trips() -> None:
-    summary = GoldSummary(("2026-11-24",), EU, 3, 2)
+    summary = GoldSummary(("2026-11-24",), EU, 3, 2, 1)
     assert GoldSummary.from_xcom(summary.to_xcom()) == summary

@@ -17,6 +17,12 @@ partitioned by ``(event_date, region)``:
 * ``likes``: distinct viewers with a ``like`` of the video that day (a double-tapped or
   resent like counts once).
 
+``video_likers`` (one row per day, region, video and viewer with a ``like`` that day):
+who liked, so that a video's all-time ``like_count`` counts each viewer once. Summing the
+per-day ``likes`` would count a viewer who liked on two days (or in two regions) twice;
+there is no "unlike" event, so a like is for good and the right total is the number of
+distinct viewers who ever liked the video (``video_totals``).
+
 ``user_video_daily`` (signed-in viewers only; one row per day, region, user and video with
 any event): ``watch_seconds`` as below, ``last_watched_at`` the latest ``event_ts``.
 
@@ -92,6 +98,8 @@ USER_VIDEO_DAILY_COLUMNS: Final = (
     "watch_seconds",
     "last_watched_at",
 )
+VIDEO_LIKERS_SCHEMA: Final = "event_date date, region string, video_id string, viewer string"
+VIDEO_LIKERS_COLUMNS: Final = ("event_date", "region", "video_id", "viewer")
 #: Intermediate grain: one session of one viewer on one video, per day and region.
 SESSION_COLUMNS: Final = (
     "event_date",
@@ -214,6 +222,17 @@ def user_video_daily(sessions: DataFrame) -> DataFrame:
     )
 
 
+def video_likers(sessions: DataFrame) -> DataFrame:
+    """``video_likers``: the distinct viewers with a like, per day, region and video."""
+    return (
+        sessions.select(*SESSION_COLUMNS)
+        .where(F.col("liked"))
+        .select("event_date", "region", "video_id", _viewer().alias("viewer"))
+        .distinct()
+        .select(*VIDEO_LIKERS_COLUMNS)
+    )
+
+
 # --- gold -> catalog totals (read by jobs/watch_catalog_sync.py) -------------------------
 
 
@@ -242,20 +261,32 @@ def user_video_totals(
 
 
 def video_totals(
-    video_stats: DataFrame, dates: Sequence[date], region: str | None = None
+    video_stats: DataFrame,
+    likers: DataFrame,
+    dates: Sequence[date],
+    region: str | None = None,
 ) -> DataFrame:
-    """For each video with a gold row on ``dates`` (in ``region`` if given): view_count =
-    plays and like_count = likes summed over ALL days and regions."""
+    """For each video with a gold row on ``dates`` (in ``region`` if given), over ALL days
+    and regions: view_count = plays summed (each play is a view), like_count = distinct
+    viewers who ever liked it (from ``video_likers``; a viewer liking on two days or in
+    two regions counts once)."""
     video_stats = video_stats.select(*VIDEO_DAILY_STATS_COLUMNS)
-    touched = video_stats.where(_touched(dates, region)).select("video_id")
-    return (
-        video_stats.join(touched.distinct(), on="video_id", how="left_semi")
+    touched = video_stats.where(_touched(dates, region)).select("video_id").distinct()
+    views = (
+        video_stats.join(touched, on="video_id", how="left_semi")
         .groupBy("video_id")
-        .agg(
-            F.sum("plays").cast("long").alias("view_count"),
-            F.sum("likes").cast("long").alias("like_count"),
-        )
-        .select("video_id", "view_count", "like_count")
+        .agg(F.sum("plays").cast("long").alias("view_count"))
+    )
+    likes = (
+        likers.select(*VIDEO_LIKERS_COLUMNS)
+        .join(touched, on="video_id", how="left_semi")
+        .groupBy("video_id")
+        .agg(F.countDistinct("viewer").cast("long").alias("like_count"))
+    )
+    return views.join(likes, on="video_id", how="left").select(
+        "video_id",
+        "view_count",
+        F.coalesce("like_count", F.lit(0)).cast("long").alias("like_count"),
     )
 
 
@@ -292,6 +323,7 @@ class GoldSummary:
     region: str | None
     video_daily_stats_rows: int
     user_video_daily_rows: int
+    video_likers_rows: int
 
     def to_xcom(self) -> dict[str, Any]:
         return {**asdict(self), "dates": list(self.dates)}
