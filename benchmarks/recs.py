@@ -40,7 +40,7 @@ def traffic_interactions(
     viewers: int, videos: int, seed: int = 1
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Days of the traffic model until >= TARGET_INTERACTIONS (viewer, video) pairs."""
-    from vidflow.recs.synthetic import simulate_interactions
+    from benchmarks._recs_history import simulate_interactions
 
     history = simulate_interactions(seed, viewers, videos, days=400, max_pairs=TARGET_INTERACTIONS)
     return history.interactions, history.items
@@ -193,11 +193,11 @@ def bench_pipeline(viewers: int = 1000, videos: int = 500, days: int = 21) -> di
     scoring DAG's own path (``Recommender.recommend``: every source, candidates,
     features, ranker) against the sources' bare score matrices for the same viewers."""
     sys.path.insert(0, str(REPO))
+    from benchmarks._recs_history import simulate_interactions
     from models import datasets
     from models.metrics import evaluate_lists
     from models.pipeline import PipelineConfig, Recommender, truth_of
     from models.training_data import batch_for
-    from vidflow.recs.synthetic import simulate_interactions
     from vidflow.recs.truth import TrueTastes, holdout_agreement
     from vidflow.traffic.model import truth
 

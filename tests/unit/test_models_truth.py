@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks._recs_history import simulate_interactions
 from models import datasets as ds
 from models.candidates.lightfm_cf import LightFMParams
 from models.pipeline import PipelineConfig, Recommender
-from vidflow.recs.synthetic import simulate_interactions
 from vidflow.recs.truth import TrueTastes, agreement, flat_metrics, holdout_agreement
 from vidflow.traffic.model import truth
 

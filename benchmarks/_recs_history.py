@@ -6,6 +6,9 @@ per-event stream, S3 and the analytics jobs are skipped: the playbacks are summe
 (viewer, video) into the canonical interactions of ``models.datasets``. For the benchmark
 (millions of interactions in seconds) and for tests that need a history whose truth is
 known (``vidflow.traffic.model.truth(population)``).
+
+It lives beside the benchmarks, not in ``vidflow.recs``: the services layer must not
+import the traffic model (an operator tool above it; ``.importlinter``).
 """
 
 from __future__ import annotations
