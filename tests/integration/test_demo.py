@@ -45,6 +45,9 @@ SIZES: dict[str, Any] = {
     "demo_cdn_hours": 2,
 }
 MODEL = "tests-demo"
+#: The module's demo runs in the first test's setup: clips, three DAGs through the
+#: scheduler; a loaded machine needs far more than the default 900 s.
+pytestmark = pytest.mark.timeout(3600)
 
 
 @pytest.fixture(scope="module")

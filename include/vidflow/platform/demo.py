@@ -40,6 +40,7 @@ from vidflow.platform.demo_runs import (
     RunRef,
     asset_run_after,
     ensure_run,
+    get_run,
     run_output,
     wait_for_runs,
 )
@@ -174,7 +175,7 @@ def airflow_client(settings: Settings) -> AirflowClient:
     )
 
 
-# --- steps 5 to 7: the runs ------------------------------------------------------------------
+# --- the DAG runs ---------------------------------------------------------------------------
 
 
 def trigger_cdn(client: AirflowClient, plan: DemoPlan) -> list[RunRef]:
@@ -197,9 +198,7 @@ def trigger_platform(client: AirflowClient, plan: DemoPlan) -> RunRef:
 
 
 def analytics_done(client: AirflowClient, plan: DemoPlan) -> bool:
-    from vidflow.platform.demo_runs import _get_run
-
-    run = _get_run(client, "platform_analytics", platform_run_id(plan))
+    run = get_run(client, "platform_analytics", platform_run_id(plan))
     return run is not None and run["state"] == "success"
 
 
@@ -243,8 +242,8 @@ def train_and_score(
     say(f"recs_training {training.run_id} ({training.origin}); LightFM + ranker, MLflow gate")
     wait_for_runs(client, [training], say, timeout=RUN_TIMEOUT_SECONDS)
     scoring_id = f"demo__{plan.tag}"
-    scoring = _scoring_run(client, scoring_id)  # the demo's own, from an earlier demo
-    if scoring is None:
+    scoring: RunRef | None = None
+    if get_run(client, "recs_scoring", scoring_id) is None:  # none of the demo's own yet
         states = {t["task_id"]: t["state"] for t in client.task_instances(*_ids(training))}
         if states.get("announce") == "success":  # the champion moved: its asset ran scoring
             ended = client.request("GET", f"/dags/recs_training/dagRuns/{training.run_id}")
@@ -269,13 +268,6 @@ def _ids(run: RunRef) -> tuple[str, str]:
 
 def _parse(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-
-
-def _scoring_run(client: AirflowClient, run_id: str) -> RunRef | None:
-    from vidflow.platform.demo_runs import _get_run
-
-    run = _get_run(client, "recs_scoring", run_id)
-    return None if run is None else RunRef("recs_scoring", run_id, "reused")
 
 
 def champion_with_baseline(

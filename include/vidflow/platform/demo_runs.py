@@ -31,7 +31,7 @@ class RunRef:
     origin: str
 
 
-def _get_run(client: AirflowClient, dag_id: str, run_id: str) -> dict[str, Any] | None:
+def get_run(client: AirflowClient, dag_id: str, run_id: str) -> dict[str, Any] | None:
     try:
         run: dict[str, Any] = client.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
     except AirflowApiError as exc:
@@ -76,7 +76,7 @@ def ensure_run(
     """The run ``run_id`` of ``dag_id``: reused, resumed or triggered now. With
     ``interval`` the run gets that data interval (and its start as logical date); a run
     another client made for the same logical date is taken over the same way."""
-    existing = _get_run(client, dag_id, run_id)
+    existing = get_run(client, dag_id, run_id)
     if existing is not None:
         return _resume(client, dag_id, existing)
     body: dict[str, Any] = {"dag_run_id": run_id, "logical_date": None, "conf": conf or {}}
