@@ -569,6 +569,12 @@ def write(results: dict[str, Any]) -> None:
                 f"| {r['rows_millions']}M | {r['spark_seconds']} | {r['duckdb_seconds']} | "
                 f"{r['ratio']}x | {r['accepted_spark']}/{r['accepted_duckdb']} |"
             )
+        for r in results.get("engines_earlier_runs") or []:
+            lines.append(
+                f"| {r['rows_millions']}M (earlier run) | {r['spark_seconds']} | "
+                f"{r['duckdb_seconds']} | {r['ratio']}x | {r['accepted_spark']}/"
+                f"{r['accepted_duckdb']} |"
+            )
         lines += ["", f"Target: <= {TARGET_RATIO}x. Check on the smallest input: "
                   f"{results['engines'][0]['check']}", ""]  # fmt: skip
     if results.get("edge"):
@@ -597,7 +603,8 @@ def write(results: dict[str, Any]) -> None:
         lines += [
             "## Warming and admission: share of the LRU -> Belady gap closed (byte hit ratio)",
             "",
-            f"Report day {REPORT_DAY.date()} (thresholds fitted on {FIT_DAY.date()}); "
+            f"Steady and peak hours of {REPORT_DAY.date()}, viral hours of bursts from then "
+            f"on (thresholds fitted on {FIT_DAY.date()} of another trace); "
             f"{HISTORY_HOURS} h of history before each hour; budget = cache / 4. "
             "*warmed*: plain LRU after the pushes; *admitted*: the edge behind its admission "
             "list (threshold per cache size) after the pushes.",
