@@ -42,7 +42,9 @@ from tests.integration.tus_harness import cleanup_creators
 from tests.integration.viewer_harness import ViewerProcess, events_bucket, stored_lines
 from vidflow.catalog.db import get_engine
 from vidflow.config import REPO_ROOT, Settings
+from vidflow.processing.objects import media_base_url
 from vidflow.storage import object_sha256, original_key, s3_client
+from vidflow.viewer.web import upload_url
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -70,6 +72,7 @@ class Journey:
     username: str
     console_errors: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
+    every_request: list[str] = field(default_factory=list)
     user_id: uuid.UUID | None = None
     video_id: uuid.UUID | None = None
     related_inserted: list[uuid.UUID] = field(default_factory=list)
@@ -132,6 +135,7 @@ def journey(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         )
         page.on("pageerror", lambda exc: state.console_errors.append(f"page error: {exc}"))
         page.on("request", lambda r: state.requests.append(r.url))
+        page.on("request", lambda r: state.every_request.append(r.url))
         try:
             yield state
         finally:
@@ -503,6 +507,18 @@ def test_signed_in_home_shows_recommendations_with_reasons(journey: Journey) -> 
         }  # fmt: skip
         assert card.get_by_test_id("reason").inner_text().strip()
         assert card.get_attribute("data-video-id") != str(journey.video_id)
+    # Nothing came from anywhere but the app's own services: no CDN, no other site.
+    settings = journey.settings
+    own = (
+        journey.base_url + "/",
+        upload_url(settings) + "/",
+        media_base_url(settings) + "/",
+        *(edge + "/" for edge in settings.edge_urls().values()),
+        "data:",
+        "blob:",
+    )
+    assert journey.every_request
+    assert [u for u in journey.every_request if not u.startswith(own)] == []
     journey.shot("05-home")
     DOCS_IMG.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(DOCS_IMG / "home.png"))
