@@ -21,6 +21,7 @@ from tests.integration.tus_harness import (
     catalog_upload,
     head,
     object_sha256,
+    own_client,
     patch,
     sha256,
     upload_id_of,
@@ -39,7 +40,7 @@ def world(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def _register(world: UploadWorld, **body: str) -> httpx.Response:
-    response = httpx.post(f"{world.service.base_url}/v1/accounts", json=body)
+    response = httpx.post(f"{world.service.base_url}/v1/accounts", json=body, headers=own_client())
     if response.status_code == 201:
         user_id = uuid.UUID(response.json()["user_id"])
         world.creators.append(Creator(body["username"], user_id, ""))
