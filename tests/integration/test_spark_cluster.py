@@ -27,7 +27,11 @@ import pyspark
 import pytest
 
 from jobs import watch_gold_daily
-from vidflow.analytics.gold import USER_VIDEO_DAILY_COLUMNS, VIDEO_DAILY_STATS_COLUMNS
+from vidflow.analytics.gold import (
+    USER_VIDEO_DAILY_COLUMNS,
+    VIDEO_DAILY_STATS_COLUMNS,
+    VIDEO_LIKERS_COLUMNS,
+)
 from vidflow.config import Settings, get_settings
 from vidflow.spark import lake_path
 from vidflow.stack.services import airflow_connections
@@ -167,11 +171,11 @@ def test_gold_job_on_standalone_cluster_matches_local(
     events = watch_gold_daily.extract(
         spark, lake_path(local, "analytics", "watch_events"), DAYS, None
     )
-    expected_stats, expected_users = (
+    expected_stats, expected_users, expected_likers = (
         _sorted_rows(f) for f in watch_gold_daily.transform(events, DAYS)
     )
     spark.catalog.clearCache()
-    assert len(expected_stats) > 10 and len(expected_users) > 10
+    assert len(expected_stats) > 10 and len(expected_users) > 10 and expected_likers
 
     # The cluster: configuration only (environment), through the DAGs' operator.
     cluster = stack.model_copy(update={"spark_master": standalone_cluster, "lake_uri": lake})
@@ -208,3 +212,5 @@ def test_gold_job_on_standalone_cluster_matches_local(
     users = read.load(lake_path(local, "analytics", "user_video_daily"))
     assert _sorted_rows(stats.select(*VIDEO_DAILY_STATS_COLUMNS)) == expected_stats
     assert _sorted_rows(users.select(*USER_VIDEO_DAILY_COLUMNS)) == expected_users
+    likers = read.load(lake_path(local, "analytics", "video_likers"))
+    assert _sorted_rows(likers.select(*VIDEO_LIKERS_COLUMNS)) == expected_likers
