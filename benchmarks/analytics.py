@@ -17,9 +17,13 @@ NDJSON layout of the events bucket), parsed into a silver Delta table; 1M and 3M
 whole-viewer samples of the 10M one (a viewer's sessions stay together). On each input:
 the gold transforms + Delta load of ``jobs/watch_gold_daily.py`` in a warm Spark session
 (the first run warms up; the second is timed), against DuckDB running the same semantics
-in SQL over the Delta table's live parquet files (``inputFiles()``), writing the two
-outputs to parquet. On the smallest input the two must agree exactly (counts) and to
-1e-6 (seconds, rates). Target: Spark <= 3x DuckDB at 10M rows.
+in SQL over the Delta table's live parquet files (``inputFiles()``), writing the three
+outputs (video_daily_stats, user_video_daily, video_likers) to parquet. On the smallest
+input the two must agree exactly (counts) and to 1e-6 (seconds, rates). Target: Spark <= 3x
+DuckDB at 10M rows.
+
+``--work DIR`` keeps the generated silver inputs there and reuses them on the next run
+(generating 10M events takes minutes).
 
 Writes ``benchmarks/results/analytics.json`` and ``analytics.md``.
 """
@@ -262,8 +266,9 @@ class GoldRun:
     verified_equal: bool | None = None
 
 
-def _duckdb_sql(dates: list[date]) -> tuple[str, str, str]:
-    """(sessions temp table, video_daily_stats, user_video_daily): the gold definition of
+def _duckdb_sql(dates: list[date]) -> tuple[str, str, str, str]:
+    """(sessions temp table, video_daily_stats, user_video_daily, video_likers): the gold
+    definition of
     ``vidflow.analytics.gold`` (module docstring), in DuckDB SQL."""
     from vidflow.analytics.gold import PLAYING_EVENTS, WATCH_SLACK_SECONDS, context_dates
 
@@ -320,13 +325,17 @@ def _duckdb_sql(dates: list[date]) -> tuple[str, str, str]:
            max(last_event_ts) AS last_watched_at
     FROM sessions WHERE user_id IS NOT NULL GROUP BY ALL
     """
-    return sessions, video, user
+    likers = """
+    SELECT DISTINCT event_date, region, video_id, coalesce(user_id, session_id) AS viewer
+    FROM sessions WHERE liked
+    """
+    return sessions, video, user, likers
 
 
 def run_duckdb(files: list[str], dates: list[date], out: Path) -> tuple[float, Any]:
     import duckdb
 
-    sessions, video, user = _duckdb_sql(dates)
+    sessions, video, user, likers = _duckdb_sql(dates)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     out.mkdir(parents=True, exist_ok=True)
@@ -334,6 +343,7 @@ def run_duckdb(files: list[str], dates: list[date], out: Path) -> tuple[float, A
     con.execute(sessions, {"files": files})
     con.execute(f"COPY ({video}) TO '{out / 'video_daily_stats.parquet'}' (FORMAT parquet)")
     con.execute(f"COPY ({user}) TO '{out / 'user_video_daily.parquet'}' (FORMAT parquet)")
+    con.execute(f"COPY ({likers}) TO '{out / 'video_likers.parquet'}' (FORMAT parquet)")
     seconds = time.perf_counter() - started
     return seconds, con
 
@@ -395,7 +405,7 @@ def bench_gold(settings: Settings, sizes: list[float], work: Path) -> list[GoldR
     from pyspark.sql import functions as F
 
     from jobs import watch_gold_daily
-    from vidflow.analytics.gold import VIDEO_DAILY_STATS_COLUMNS
+    from vidflow.analytics.gold import VIDEO_DAILY_STATS_COLUMNS, VIDEO_LIKERS_COLUMNS
     from vidflow.spark import get_spark, lake_path
 
     spark = get_spark("bench-analytics", settings)
@@ -471,9 +481,17 @@ def bench_gold(settings: Settings, sizes: list[float], work: Path) -> list[GoldR
                 "strftime(last_watched_at, '%Y-%m-%d %H:%M:%S.%f') "
                 f"FROM '{work / f'duck-{size:g}M' / 'user_video_daily.parquet'}'"
             ).fetchall()
-            same = _rounded([tuple(r) for r in spark_video.collect()]) == _rounded(
-                duck_video
-            ) and _rounded([tuple(r) for r in spark_user.collect()]) == _rounded(duck_user)
+            spark_likers = read.load(lake_path(sized, "analytics", "video_likers")).select(
+                *VIDEO_LIKERS_COLUMNS
+            )
+            duck_likers = con.execute(
+                f"SELECT * FROM '{work / f'duck-{size:g}M' / 'video_likers.parquet'}'"
+            ).fetchall()
+            same = (
+                _rounded([tuple(r) for r in spark_video.collect()]) == _rounded(duck_video)
+                and _rounded([tuple(r) for r in spark_user.collect()]) == _rounded(duck_user)
+                and _rounded([tuple(r) for r in spark_likers.collect()]) == _rounded(duck_likers)
+            )
             run.verified_equal = same
             if not same:
                 raise RuntimeError("Spark and DuckDB gold differ on the smallest input")
