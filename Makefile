@@ -29,11 +29,12 @@ urls:  ## print the UI URLs and logins
 demo: setup  ## the whole platform: stack, clips, traffic, analytics, recs; prints the web app and a summary
 	@$(STACK) demo
 
-lint: setup  ## dependency check, ruff check, ruff format --check, mypy
+lint: setup  ## dependency check, ruff check, ruff format --check, mypy, the import layers
 	$(UV) pip check --python $(PY)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy include jobs models
+	$(VENV)/bin/lint-imports --no-cache
 
 unit: setup  ## unit and DAG-integrity tests only (no stack needed)
 	$(VENV)/bin/pytest -m "not integration" -q

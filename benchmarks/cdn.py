@@ -44,10 +44,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from vidflow.cdn.config import parse_nginx_size
 from vidflow.cdn.popularity import Request
 from vidflow.cdn.replay import evaluate
 from vidflow.config import REPO_ROOT, Settings, get_settings
-from vidflow.traffic.cdnlogs import parse_nginx_size, write_cdn_logs
+from vidflow.traffic.cdnlogs import write_cdn_logs
 from vidflow.traffic.history import directory_put
 from vidflow.traffic.model import Population, build_population
 

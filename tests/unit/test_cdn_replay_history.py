@@ -6,13 +6,13 @@ from __future__ import annotations
 import gzip
 from datetime import UTC, datetime
 
+from vidflow.cdn.config import parse_nginx_size
 from vidflow.cdn.logformat import LogObjectName, LogRecord, iter_lines
 from vidflow.cdn.popularity import parse_object
 from vidflow.config import Settings
 from vidflow.traffic.cdnlogs import (
     RENDITIONS,
     choose_rendition,
-    parse_nginx_size,
     segment_count,
     write_cdn_logs,
 )

@@ -67,6 +67,15 @@ class Tier:
         return distribution_name(self.region)
 
 
+def parse_nginx_size(text: str) -> int:
+    """nginx's size syntax (``256m``, ``1g``, ``512k``, bytes) in bytes."""
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    text = text.strip().lower()
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
 def origin_url(settings: Settings) -> str:
     """What the shield fetches from: ``cdn_origin_url`` or the media bucket's URL."""
     if settings.cdn_origin_url:

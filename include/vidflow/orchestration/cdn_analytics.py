@@ -22,7 +22,7 @@ def run_dir(settings: Settings, run_id: str) -> Path:
 
 
 def _bytes(value: Any) -> int:
-    from vidflow.traffic.cdnlogs import parse_nginx_size
+    from vidflow.cdn.config import parse_nginx_size
 
     try:
         return parse_nginx_size(str(value))

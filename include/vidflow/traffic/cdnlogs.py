@@ -34,6 +34,7 @@ from typing import Final
 
 import numpy as np
 
+from vidflow.cdn.config import parse_nginx_size
 from vidflow.cdn.logformat import (
     HIT,
     MISS,
@@ -74,15 +75,6 @@ HEADER_BYTES: Final = 320
 
 Put = Callable[[str, bytes], None]
 Say = Callable[[str], None]
-
-
-def parse_nginx_size(text: str) -> int:
-    """nginx's size syntax (``256m``, ``1g``, ``512k``, bytes) in bytes."""
-    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
-    text = text.strip().lower()
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
 
 
 def choose_rendition(bandwidth_bps: float) -> int:
