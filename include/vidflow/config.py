@@ -482,7 +482,11 @@ class Settings(BaseSettings):
     )
     demo_clip_seconds: int = Field(4, ge=1, le=60, description="Length of each demo clip.")
     demo_history_days: int = Field(
-        2, ge=1, le=14, description="Days of traffic-model history before today."
+        2,
+        ge=2,
+        le=14,
+        description="Days of traffic-model history before today (recs_training holds the "
+        "last one out, so at least 2).",
     )
     demo_history_viewers: int = Field(
         150, ge=1, description="Viewers of the history (registered as catalog users)."

@@ -32,14 +32,15 @@ from vidflow.platform.demo_traffic import DEMO_VIEWER, clip_specs
 from vidflow.recs.registry import CHAMPION
 from vidflow.spark import lake_path
 
-#: Small but real: 2 clips, one day of 40 viewers over 20 videos, 20 s of 2 live viewers,
-#: 2 cdn_analytics hours. The seed keeps the test's population apart from the real demo's.
+#: Small but real: 2 clips, two days of 120 viewers over 60 videos (what recs_training
+#: needs for a holdout day), 20 s of 2 live viewers, 2 cdn_analytics hours. The seed
+#: keeps the test's population apart from the real demo's.
 SIZES: dict[str, Any] = {
-    "demo_seed": 9101,
+    "demo_seed": 9102,
     "demo_clips": 2,
-    "demo_history_days": 1,
-    "demo_history_viewers": 40,
-    "demo_history_videos": 20,
+    "demo_history_days": 2,
+    "demo_history_viewers": 120,
+    "demo_history_videos": 60,
     "demo_live_seconds": 20.0,
     "demo_live_viewers": 2,
     "demo_cdn_hours": 2,
@@ -175,7 +176,7 @@ def test_a_broken_step_is_named_and_fails_the_command(
         **os.environ,
         **{f"VIDFLOW_{k.upper()}": str(v) for k, v in SIZES.items()},
         "VIDFLOW_DEMO_LIVE_SECONDS": "0.001",
-        "VIDFLOW_DEMO_HISTORY_VIEWERS": "41",
+        "VIDFLOW_DEMO_HISTORY_VIEWERS": "121",
     }
     done = subprocess.run(
         [sys.executable, "-m", "vidflow.stack", "demo"],

@@ -232,9 +232,13 @@ def train_and_score(
     from vidflow.recs.registry import MODEL_NAME
 
     name = model_name or MODEL_NAME
+    # The holdout starts on the last history day: the model is scored on a day of its
+    # viewers it has not seen (and on today's live viewing), like a daily retrain.
+    cut = plan.today - timedelta(days=1)
     conf: dict[str, Any] = {
         "since": plan.first_day.isoformat(),
         "until": plan.today.isoformat(),
+        "cut_date": cut.isoformat(),
         "tune": False,
         "model_name": name,
     }
