@@ -17,7 +17,8 @@ endpoint, the region edges and the real ``video_processing`` DAG run by the sche
 5. Home again, signed in: the recommendation grid with each item's reason.
 
 Screenshots of each step are kept under ``.local/artifacts/screenshots/``; the home and
-watch pages are also written, 1000 px wide, to ``docs/img/`` for the README. The browser
+watch pages are also written, 1000 px wide, to ``docs/img/`` for the README when
+VIDFLOW_UPDATE_DOCS_IMAGES=1 (so that a test run leaves the work tree clean). The browser
 console must stay free of errors throughout.
 """
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import time
 import uuid
@@ -51,6 +53,14 @@ playwright_sync = pytest.importorskip("playwright.sync_api")
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = REPO_ROOT / ".local" / "artifacts" / "screenshots"
 DOCS_IMG = REPO_ROOT / "docs" / "img"
+
+
+def _docs_image(page: Any, name: str) -> None:
+    if os.environ.get("VIDFLOW_UPDATE_DOCS_IMAGES") == "1":
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(DOCS_IMG / name))
+
+
 PASSWORD = "Web-app-pw-2026"
 CLIP_SECONDS = 12
 #: Upload throughput while pausing: slow enough that the pause lands mid-upload.
@@ -482,8 +492,7 @@ def test_watch_plays_from_the_edge_posts_events_and_recs_follow(journey: Journey
     page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] / 2)
     preview.wait_for(state="visible")
     journey.shot("04-watch")
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(DOCS_IMG / "watch.png"))
+    _docs_image(page, "watch.png")
     no_console_errors(journey)
     if not recs_live:
         pytest.fail(
@@ -520,6 +529,5 @@ def test_signed_in_home_shows_recommendations_with_reasons(journey: Journey) -> 
     assert journey.every_request
     assert [u for u in journey.every_request if not u.startswith(own)] == []
     journey.shot("05-home")
-    DOCS_IMG.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(DOCS_IMG / "home.png"))
+    _docs_image(page, "home.png")
     no_console_errors(journey)
