@@ -30,23 +30,13 @@ from vidflow.catalog.models import Video
 from vidflow.config import Settings
 from vidflow.stack import demo as creator
 from vidflow.traffic.model import build_population
+from vidflow.traffic.seed import PATTERNS
 
 Say = Callable[[str], None]
 
 #: The clips' titles and tags come from the model's catalog built at this fixed start,
 #: so they are the same on every day the demo runs (and a re-run finds its clips).
 TITLE_EPOCH: Final = datetime(2026, 1, 1, tzinfo=UTC)
-#: Distinct looks, cycled: ffmpeg lavfi sources.
-PATTERNS: Final = (
-    "testsrc2",
-    "smptehdbars",
-    "mandelbrot",
-    "cellauto=rule=110",
-    "rgbtestsrc",
-    "life=mold=10:ratio=0.1",
-    "colorspectrum",
-    "gradients",
-)
 DEMO_VIEWER: Final = "demo-viewer"
 DEMO_VIEWER_REGION: Final = "eu-west"
 DEMO_VIEWER_DEVICE: Final = "desktop"
