@@ -9,7 +9,7 @@ import jwt
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from vidflow.accounts.schemas import UserCreate, password_problems
+from vidflow.accounts.schemas import LoginRequest, UserCreate, password_problems
 from vidflow.accounts.security import (
     InvalidToken,
     create_access_token,
@@ -145,3 +145,12 @@ def test_a_short_secret_is_a_configuration_error() -> None:
         create_access_token(
             settings=Settings(jwt_secret=SecretStr("short")), user_id=uuid.uuid4(), username="a"
         )
+
+
+def test_a_login_name_with_control_characters_is_refused_before_any_lookup() -> None:
+    # schemathesis sent "\x9f\x00..." as a username: PostgreSQL text cannot hold NUL, and
+    # the lookup failed with a 500; now the request itself is invalid (422).
+    for name in ("al\x00ice", "bob\n", "\x7f"):
+        with pytest.raises(ValidationError, match="control characters"):
+            LoginRequest(username=name, password="Secret-pass-1")
+    assert LoginRequest(username="alice@example.com", password="x").username == "alice@example.com"
