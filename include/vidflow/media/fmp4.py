@@ -260,6 +260,25 @@ def _parse_traf(
     return base_time, duration, samples, first_cts, first_end
 
 
+def _fragment(
+    data: bytes, moof: Box, data_offset: int, track: TrackInfo, start: int, end: int
+) -> Fragment:
+    """The fragment from ``start`` to ``end`` (file offsets) whose ``moof`` box lies in
+    ``data``; ``data`` begins at file offset ``data_offset`` (0 for a whole file, the
+    moof's own offset when only the moof was read)."""
+    traf = find_box(data, [b"traf"], moof.body, moof.end)
+    base, duration, samples, cts, first_end = _parse_traf(data, traf, moof, track)
+    return Fragment(
+        offset=start,
+        size=end - start,
+        base_decode_time=base,
+        duration=duration,
+        sample_count=samples,
+        first_composition_offset=cts,
+        first_sample_end=data_offset + first_end - start,
+    )
+
+
 def parse_fragments(data: bytes, track: TrackInfo) -> list[Fragment]:
     """Every fragment of a media file (a whole fMP4 file, or one segment's bytes)."""
     fragments: list[Fragment] = []
@@ -274,19 +293,7 @@ def parse_fragments(data: bytes, track: TrackInfo) -> list[Fragment]:
             if pending_start is None:
                 pending_start = box.offset
         elif box.type == b"mdat" and moof is not None and pending_start is not None:
-            traf = find_box(data, [b"traf"], moof.body, moof.end)
-            base, duration, samples, cts, first_end = _parse_traf(data, traf, moof, track)
-            fragments.append(
-                Fragment(
-                    offset=pending_start,
-                    size=box.end - pending_start,
-                    base_decode_time=base,
-                    duration=duration,
-                    sample_count=samples,
-                    first_composition_offset=cts,
-                    first_sample_end=first_end - pending_start,
-                )
-            )
+            fragments.append(_fragment(data, moof, 0, track, pending_start, box.end))
             pending_start, moof = None, None
         elif box.type in (b"ftyp", b"moov", b"free", b"skip", b"mfra", b"udta", b"meta"):
             continue
@@ -363,18 +370,8 @@ def scan_file(handle: BinaryIO) -> tuple[bytes, TrackInfo, list[Fragment]]:
         elif box.type == b"mdat" and moof is not None and pending_start is not None:
             assert track is not None
             local = Box(moof.type, 0, moof.size, moof.header)
-            traf = find_box(moof_bytes, [b"traf"], local.body, local.end)
-            base, duration, samples, cts, first_end = _parse_traf(moof_bytes, traf, local, track)
             fragments.append(
-                Fragment(
-                    offset=pending_start,
-                    size=box.end - pending_start,
-                    base_decode_time=base,
-                    duration=duration,
-                    sample_count=samples,
-                    first_composition_offset=cts,
-                    first_sample_end=moof.offset + first_end - pending_start,
-                )
+                _fragment(moof_bytes, local, moof.offset, track, pending_start, box.end)
             )
             pending_start, moof, moof_bytes = None, None, b""
     if init is None or track is None:
