@@ -357,16 +357,16 @@ def test_upload_pauses_resumes_and_becomes_processed(journey: Journey, tmp_path:
     no_console_errors(journey)
 
 
-def _related_candidates(settings: Settings, exclude: uuid.UUID, n: int) -> list[uuid.UUID]:
+def _related_candidates(settings: Settings, exclude: set[uuid.UUID], n: int) -> list[uuid.UUID]:
     """Processed videos other tests leave alone: the oldest ones (the traffic model's
-    registered catalog), never the journey's own."""
+    registered catalog), never the journey's own nor one the viewer is already shown."""
     with get_engine(settings).connect() as conn:
         rows = conn.execute(
             text(
-                "SELECT video_id FROM videos WHERE status = 'processed' AND video_id <> :v "
-                "ORDER BY upload_timestamp, video_id LIMIT :n"
+                "SELECT video_id FROM videos WHERE status = 'processed' "
+                "AND NOT (video_id = ANY(:ex)) ORDER BY upload_timestamp, video_id LIMIT :n"
             ),
-            {"v": exclude, "n": n},
+            {"ex": list(exclude), "n": n},
         ).scalars()
         return list(rows)
 
@@ -383,9 +383,16 @@ def test_watch_plays_from_the_edge_posts_events_and_recs_follow(journey: Journey
     recs_live = _recs_endpoint_exists(journey.base_url)
     related: list[uuid.UUID] = []
     if recs_live:
+        # Before the session: what the viewer is recommended. The related videos are chosen
+        # outside it, so that only the session can bring them up.
+        page.goto(journey.app("#/"))
+        page.get_by_test_id("feed").get_by_role("heading", name="Recommended for you").wait_for()
+        before = page.get_by_test_id("feed").get_by_test_id("video-card")
+        ids_before = [before.nth(i).get_attribute("data-video-id") for i in range(before.count())]
+        on_feed = {uuid.UUID(v) for v in ids_before if v}
         # "More like this" of the clip, as recs_scoring would write it: watching the clip
         # must bring these up as session items.
-        related = _related_candidates(settings, video_id, 2)
+        related = _related_candidates(settings, on_feed | {video_id}, 2)
         assert len(related) == 2
         now = datetime.now(UTC)
         with get_engine(settings).begin() as conn:
@@ -399,8 +406,8 @@ def test_watch_plays_from_the_edge_posts_events_and_recs_follow(journey: Journey
                     {"v": video_id, "r": rank, "o": other, "s": 1.0 / rank, "t": now},
                 )
         journey.related_inserted.append(video_id)
-        # Before the session: none of them is among the viewer's recommendations.
-        page.goto(journey.app("#/"))
+        # The related rows alone (no session yet) do not bring them into the feed.
+        page.reload()
         page.get_by_test_id("feed").get_by_role("heading", name="Recommended for you").wait_for()
         before = page.get_by_test_id("feed").get_by_test_id("video-card")
         ids_before = [before.nth(i).get_attribute("data-video-id") for i in range(before.count())]
