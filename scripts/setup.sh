@@ -20,6 +20,7 @@ command -v initdb  >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 
 command -v runuser >/dev/null || need+=(util-linux)
 command -v chromium >/dev/null || need+=(chromium)   # the web app's browser tests (Playwright)
 command -v npm     >/dev/null || need+=(npm)        # the web app's vendored players
+command -v redis-server >/dev/null || need+=(redis-server)  # broker of the transcode Celery worker
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   say "installing system packages: ${need[*]}"
