@@ -1,7 +1,7 @@
 """Object storage (S3 API) and the processing queue (SQS API).
 
-Clients are built from settings only, so the same code talks to the local moto endpoint,
-MinIO or AWS. Object keys are made from ids and never from user-supplied names.
+Clients are built from settings only, so the same code talks to the local object store
+(SeaweedFS or moto), the local queue (moto), MinIO or AWS. Object keys are made from ids and never from user-supplied names.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ def _client_kwargs(settings: Settings, endpoint_url: str | None) -> dict[str, An
             retries={"max_attempts": 5, "mode": "standard"},
             # Local endpoints and MinIO want path-style addressing; AWS accepts it too.
             s3={"addressing_style": "path"},
+            # SigV4 for presigned URLs too (botocore would presign SigV2 for us-east-1 on
+            # a custom endpoint): every S3 server and region accepts it.
+            signature_version="s3v4",
         ),
     }
     if settings.aws_access_key_id.get_secret_value():
