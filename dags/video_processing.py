@@ -84,6 +84,7 @@ def video_processing() -> None:
     @task(
         pool="transcode",
         queue="transcode",
+        executor=steps.transcode_executor(settings),
         map_index_template="{{ task.op_kwargs['encode']['label'] }}",
         execution_timeout=timedelta(minutes=settings.transcode_task_timeout_minutes),
     )

@@ -212,6 +212,12 @@ def probe(context: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [encode.to_xcom() for encode in planned.encodes]
 
 
+def transcode_executor(settings: Settings) -> str | None:
+    """The executor of the transcode tasks: None (Airflow's default, the LocalExecutor
+    locally) or the CeleryExecutor, whose worker consumes the `transcode` queue."""
+    return "CeleryExecutor" if settings.transcode_executor == "celery" else None
+
+
 def transcode(encode: Mapping[str, Any], context: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One encode: its renditions encoded, cut and staged."""
     from vidflow.config import get_settings

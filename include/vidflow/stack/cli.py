@@ -136,6 +136,20 @@ def _airflow_components_healthy(health: dict[str, dict[str, object]]) -> bool:
 
 def service_healthy(settings: Settings, svc: Service) -> bool:
     """Does ``svc`` really answer (not merely run)?"""
+    if svc.health_command:
+        try:
+            return (
+                subprocess.run(
+                    svc.health_command,
+                    env={**os.environ, **stack_env(settings)},
+                    capture_output=True,
+                    timeout=60,
+                    check=False,
+                ).returncode
+                == 0
+            )
+        except subprocess.TimeoutExpired:
+            return False
     if svc.name.startswith("airflow-"):
         try:
             response = httpx.get(f"{settings.airflow_api_url}/api/v2/monitor/health", timeout=3)
@@ -225,6 +239,7 @@ def _bootstrap_after_storage(settings: Settings, env: dict[str, str]) -> None:
 def up(settings: Settings) -> None:
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     supervisor.run_dir(settings).mkdir(parents=True, exist_ok=True)
+    (settings.state_dir / "redis").mkdir(parents=True, exist_ok=True)  # the broker's data
     all_services = services(settings)
     env = {**os.environ, **stack_env(settings)}
     _init_postgres(settings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,13 @@ class Service:
     #: Airflow/MLflow/API processes but never PostgreSQL or the in-memory S3 endpoint.
     needs_env: bool = True
     env: dict[str, str] = field(default_factory=dict)
+    #: A command whose exit status 0 means healthy (instead of health_url or port).
+    health_command: list[str] | None = None
+    #: How long a stop waits for the process to exit before it is killed.
+    stop_wait_seconds: int = 30
+    #: Whether a stop signals the whole process group (False: the main process only, so
+    #: that it can finish its children's work, as Celery's warm shutdown does).
+    stop_as_group: bool = True
 
 
 def venv_bin() -> Path:
@@ -145,7 +153,40 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__WEBSERVER__EXPOSE_CONFIG": "False",
     }
     env.update(airflow_connections(settings))
+    env.update(celery_env(settings))
     return env
+
+
+def celery_broker_url(settings: Settings) -> str:
+    """The Celery broker: a configured one, or the local Redis."""
+    return settings.celery_broker_url or f"redis://{settings.bind_host}:{settings.redis_port}/0"
+
+
+def celery_env(settings: Settings) -> dict[str, str]:
+    """With ``transcode_executor=celery``: Airflow runs the LocalExecutor (the default, for
+    every other task) and the CeleryExecutor side by side; transcode tasks name the latter
+    and the `transcode` queue (see vidflow.orchestration.video_processing)."""
+    if settings.transcode_executor != "celery":
+        return {}
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor,CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": celery_broker_url(settings),
+        # Task states go to the Airflow metadata database (Celery's SQLAlchemy backend).
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + settings.pg_url(settings.pg_airflow_db),
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(transcode_worker_concurrency(settings)),
+        # One message reserved per free process: a queued encode stays in Redis, where a
+        # worker that is stopping leaves it for the next one.
+        "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+    }
+
+
+def transcode_worker_concurrency(settings: Settings) -> int:
+    return settings.transcode_worker_concurrency or settings.transcode_pool_slots
+
+
+#: Celery node name of the local transcode worker (``%h``: this machine's host name).
+TRANSCODE_WORKER_NODE = "transcode@%h"
+CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
 
 
 def stack_env(settings: Settings) -> dict[str, str]:
@@ -180,6 +221,10 @@ def runs_locally(settings: Settings, name: str) -> bool:
         return settings.endpoint_url == f"http://{settings.bind_host}:{settings.s3_moto_port}"
     if name == "mlflow":
         return not settings.mlflow_tracking_uri
+    if name == "redis":
+        return settings.transcode_executor == "celery" and not settings.celery_broker_url
+    if name == "airflow-worker-transcode":
+        return settings.transcode_executor == "celery"
     if name.startswith("cdn-"):
         return settings.cdn_local_edges
     return True
@@ -292,6 +337,82 @@ def _all_services(settings: Settings) -> list[Service]:
             stage=1,
         ),
         *_cdn_services(settings),
+        *_celery_services(settings),
+    ]
+
+
+def _celery_services(settings: Settings) -> list[Service]:
+    """Redis (the broker) and the Celery worker of the `transcode` queue
+    (``transcode_executor=celery``)."""
+    bin_dir = venv_bin()
+    host = settings.bind_host
+    redis_dir = settings.state_dir / "redis"
+    node = TRANSCODE_WORKER_NODE.replace("%h", socket.gethostname())
+    return [
+        Service(
+            name="redis",
+            # A small append-only file under state_dir: queued encodes survive a restart.
+            command=[
+                shutil.which("redis-server") or "/usr/bin/redis-server",
+                "--bind",
+                host,
+                "--port",
+                str(settings.redis_port),
+                "--protected-mode",
+                "yes",
+                "--dir",
+                str(redis_dir),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+            ],
+            health_url=None,
+            port=settings.redis_port,
+            stage=0,
+            needs_env=False,
+        ),
+        # After the scheduler (stage 1). --skip-serve-logs: Airflow's log server binds all
+        # interfaces; the api-server reads the task logs from the shared log folder. A stop
+        # sends SIGTERM to the main process only: Celery's warm shutdown lets running
+        # encodes finish and leaves queued ones in Redis.
+        Service(
+            name="airflow-worker-transcode",
+            command=[
+                str(bin_dir / "airflow"),
+                "celery",
+                "worker",
+                "--queues",
+                "transcode",
+                "--concurrency",
+                str(transcode_worker_concurrency(settings)),
+                "--celery-hostname",
+                TRANSCODE_WORKER_NODE,
+                "--pid",
+                str(settings.state_dir / "run" / "airflow-worker-transcode.pid"),
+                "--skip-serve-logs",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            health_url=None,
+            port=0,
+            stage=2,
+            health_command=[
+                str(bin_dir / "celery"),
+                "--app",
+                CELERY_APP,
+                "inspect",
+                "ping",
+                "--destination",
+                node,
+                "--timeout",
+                "5",
+            ],
+            stop_wait_seconds=settings.transcode_worker_stop_seconds,
+            stop_as_group=False,
+        ),
     ]
 
 
