@@ -96,4 +96,26 @@ if [ "$(cat "$STATE/bin/.vegeta-version" 2>/dev/null)" != "$VEGETA_VERSION" ] ||
     say "no Go toolchain: skipping vegeta (make bench BENCH=serving needs it)"
   fi
 fi
+
+# --- SeaweedFS (the persistent local object store, VIDFLOW_OBJECT_STORE=seaweedfs) -------
+# `go install weed@version` refuses this module (its go.mod has a replace directive), so
+# the module comes from the Go proxy with `go mod download` and weed is built inside it,
+# as its own main module (its go.sum pins every dependency). A stamp names the version.
+SEAWEEDFS_VERSION=v0.0.0-20261109003541-7506e5f91cd6
+if [ "$(cat "$STATE/bin/.weed-version" 2>/dev/null)" != "$SEAWEEDFS_VERSION" ] || \
+   [ ! -x "$STATE/bin/weed" ]; then
+  GO=$(command -v go || echo /usr/local/go/bin/go)
+  if [ -x "$GO" ]; then
+    say "building SeaweedFS $SEAWEEDFS_VERSION into $STATE/bin (go build; several minutes)"
+    mkdir -p "$STATE/bin"
+    bin_dir="$PWD/$STATE/bin"
+    src=$("$GO" mod download -json "github.com/seaweedfs/seaweedfs@$SEAWEEDFS_VERSION" \
+          | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+    (cd "$src" && "$GO" build -o "$bin_dir/weed.tmp" ./weed)
+    mv "$bin_dir/weed.tmp" "$bin_dir/weed"
+    echo "$SEAWEEDFS_VERSION" > "$STATE/bin/.weed-version"
+  else
+    say "no Go toolchain: skipping SeaweedFS (VIDFLOW_OBJECT_STORE=seaweedfs needs it)"
+  fi
+fi
 say "ready"

@@ -59,13 +59,14 @@ class Settings(BaseSettings):
     # --- S3 and SQS ----------------------------------------------------------------
     aws_endpoint_url: str | None = Field(
         None,
-        description="S3/SQS endpoint URL. Unset: the local endpoint on s3_moto_port. "
-        "Empty: real AWS (the SDK's default endpoints).",
+        description="S3/SQS endpoint URL. Unset: the local stack's (S3 from the server "
+        "object_store names, SQS from moto on s3_moto_port). Empty: real AWS (the SDK's "
+        "default endpoints).",
     )
     sqs_endpoint_url: str | None = Field(
         None,
         description="SQS endpoint URL when the queue lives elsewhere than S3 (e.g. ElasticMQ "
-        "next to MinIO). Unset: the S3/SQS endpoint above.",
+        "next to MinIO). Unset: the S3/SQS endpoint above (locally: moto).",
     )
     aws_region: str = Field("us-east-1", description="AWS region for S3 and SQS.")
     aws_access_key_id: SecretStr = Field(
@@ -73,6 +74,31 @@ class Settings(BaseSettings):
     )
     aws_secret_access_key: SecretStr = Field(SecretStr(""), description="Secret key.")
     s3_moto_port: int = Field(4566, description="Port of the local S3+SQS endpoint (moto).")
+    object_store: Literal["seaweedfs", "moto"] = Field(
+        "moto",
+        description="Local S3 server when aws_endpoint_url is unset: seaweedfs (persistent, "
+        "data under state_dir/seaweedfs, built by `make setup`) or moto (in memory: `make "
+        "down` forgets every object). The local queue stays on moto either way.",
+    )
+    seaweedfs_s3_port: int = Field(
+        8333, description="Port of the local SeaweedFS S3 gateway (object_store=seaweedfs)."
+    )
+    seaweedfs_master_port: int = Field(
+        9333, description="Port of the SeaweedFS master (its gRPC port is this + 10000)."
+    )
+    seaweedfs_volume_port: int = Field(
+        8380, description="Port of the SeaweedFS volume server (its gRPC port is this + 10000)."
+    )
+    seaweedfs_filer_port: int = Field(
+        8888, description="Port of the SeaweedFS filer (its gRPC port is this + 10000)."
+    )
+    seaweedfs_volume_size_mb: int = Field(
+        64,
+        ge=8,
+        le=30_000,
+        description="Size at which SeaweedFS closes a volume file and starts another (small "
+        "volumes keep a local store's disk and memory small).",
+    )
     bucket_originals: str = Field("vidflow-originals", description="Bucket of uploaded sources.")
     bucket_media: str = Field("vidflow-media", description="Bucket of packaged streams.")
     bucket_cdn_logs: str = Field("vidflow-cdn-logs", description="Bucket of CDN access logs.")
@@ -548,16 +574,30 @@ class Settings(BaseSettings):
 
     @property
     def endpoint_url(self) -> str | None:
-        """The S3/SQS endpoint for SDK clients, or None for AWS itself."""
+        """The S3 endpoint for SDK clients, or None for AWS itself. Unset means the local
+        object store that ``object_store`` names."""
         if self.aws_endpoint_url is None:
-            return f"http://{self.bind_host}:{self.s3_moto_port}"
+            return self.local_s3_url
         return self.aws_endpoint_url or None
 
     @property
+    def local_s3_url(self) -> str:
+        """The local object store's S3 endpoint (SeaweedFS or moto, per ``object_store``)."""
+        port = self.seaweedfs_s3_port if self.object_store == "seaweedfs" else self.s3_moto_port
+        return f"http://{self.bind_host}:{port}"
+
+    @property
+    def local_sqs_url(self) -> str:
+        """The local SQS endpoint (moto), whatever serves S3."""
+        return f"http://{self.bind_host}:{self.s3_moto_port}"
+
+    @property
     def queue_endpoint_url(self) -> str | None:
-        """The SQS endpoint for SDK clients, or None for AWS itself."""
+        """The SQS endpoint for SDK clients, or None for AWS itself. Unset means the S3
+        endpoint, except for a local stack whose objects live in SeaweedFS: its queue is
+        moto's."""
         if self.sqs_endpoint_url is None:
-            return self.endpoint_url
+            return self.local_sqs_url if self.aws_endpoint_url is None else self.endpoint_url
         return self.sqs_endpoint_url or None
 
     @property

@@ -204,6 +204,9 @@ def stack_env(settings: Settings) -> dict[str, str]:
     if settings.endpoint_url:
         env["MLFLOW_S3_ENDPOINT_URL"] = settings.endpoint_url
         env["AWS_ENDPOINT_URL"] = settings.endpoint_url
+    if settings.queue_endpoint_url and settings.queue_endpoint_url != settings.endpoint_url:
+        # botocore's per-service variable wins over AWS_ENDPOINT_URL for SQS clients.
+        env["AWS_ENDPOINT_URL_SQS"] = settings.queue_endpoint_url
     if settings.aws_access_key_id.get_secret_value():
         env["AWS_ACCESS_KEY_ID"] = settings.aws_access_key_id.get_secret_value()
         env["AWS_SECRET_ACCESS_KEY"] = settings.aws_secret_access_key.get_secret_value()
@@ -217,8 +220,13 @@ def runs_locally(settings: Settings, name: str) -> bool:
     loopback = (settings.bind_host, "127.0.0.1", "localhost")
     if name == "postgres":
         return settings.pg_host in loopback
-    if name == "s3":
-        return settings.endpoint_url == f"http://{settings.bind_host}:{settings.s3_moto_port}"
+    if name == "s3":  # moto: the local SQS endpoint, and S3 when object_store is moto
+        moto = settings.local_sqs_url
+        return moto in (settings.endpoint_url, settings.queue_endpoint_url)
+    if name == "seaweedfs":
+        return (
+            settings.object_store == "seaweedfs" and settings.endpoint_url == settings.local_s3_url
+        )
     if name == "mlflow":
         return not settings.mlflow_tracking_uri
     if name == "redis":
@@ -269,6 +277,16 @@ def _all_services(settings: Settings) -> list[Service]:
             # ListBuckets: cheap, unlike /moto-api/data.json which dumps all state.
             health_url=f"http://{host}:{settings.s3_moto_port}/",
             port=settings.s3_moto_port,
+            stage=0,
+            needs_env=False,
+        ),
+        # The persistent object store (object_store=seaweedfs): `weed server` with its S3
+        # gateway; the wrapper writes the gateway's identities (0600), then execs weed.
+        Service(
+            name="seaweedfs",
+            command=[str(bin_dir / "python"), "-m", "vidflow.stack.seaweedfs"],
+            health_url=f"{settings.local_s3_url}/healthz",
+            port=settings.seaweedfs_s3_port,
             stage=0,
             needs_env=False,
         ),
