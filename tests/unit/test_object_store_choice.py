@@ -93,9 +93,7 @@ def test_the_identity_file_holds_the_platform_key_and_is_private(weed: Settings)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     identities = json.loads(path.read_text())["identities"]
     assert [i["name"] for i in identities] == ["vidflow"]  # no anonymous identity
-    assert identities[0]["credentials"] == [
-        {"accessKey": "localAKID", "secretKey": "s3cr3t/value"}
-    ]
+    assert identities[0]["credentials"] == [{"accessKey": "localAKID", "secretKey": "s3cr3t/value"}]
 
 
 def test_no_secret_reaches_the_supervisord_config(weed: Settings) -> None:

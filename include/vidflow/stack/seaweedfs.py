@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     command = weed_command(settings)
     prepare(settings)
     sys.stdout.flush()
-    os.execv(command[0], command)
+    os.execv(command[0], command)  # noqa: S606 - argument list, no shell
 
 
 if __name__ == "__main__":
