@@ -440,6 +440,27 @@ class Settings(BaseSettings):
         description="Connect and statement timeout of the serving reads; past it the answer "
         "is degraded (cache or trending) instead of late.",
     )
+    recs_answer_ttl_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="Longest an API process serves a recommendations answer from its memory. "
+        "Catalog writes (session events, new lists, history) invalidate answers at once "
+        "through PostgreSQL LISTEN/NOTIFY; this bounds what no write announces (the session "
+        "window sliding by). 0 turns the answer cache off.",
+    )
+    recs_unsynced_ttl_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="While a process's LISTEN connection is down (it may miss invalidations), "
+        "its cached answers are served for at most this many seconds "
+        "(header X-Vidflow-Cache: ttl).",
+    )
+    viewer_token_cache_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="How long an API process reuses a bearer token's verification (never past "
+        "the token's expiry). 0 verifies every request.",
+    )
     webapp_upload_url: str = Field(
         "",
         description="Base URL of the upload (tus) API as the web app's browsers reach it "

@@ -2,19 +2,27 @@
 
 ``SettingsDep`` is the settings object the app was created with; ``SessionDep`` a catalog
 session (the service functions commit); ``CurrentUser`` the claims of the request's
-bearer token, checked without a database round trip.
+bearer token, checked without a database round trip. :class:`TokenCache` keeps verified
+tokens for a short while, for the endpoints where verifying dominates an answer's cost.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Annotated, Final
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from vidflow.accounts.security import InvalidToken, TokenClaims, decode_access_token
+from vidflow.accounts.security import (
+    TOKEN_LEEWAY_SECONDS,
+    InvalidToken,
+    TokenClaims,
+    decode_access_token,
+)
 from vidflow.catalog.db import get_engine
 from vidflow.config import Settings
 from vidflow.problems import Problem
@@ -68,3 +76,61 @@ def get_current_user(
 
 
 CurrentUser = Annotated[TokenClaims, Depends(get_current_user)]
+
+
+#: Verified tokens one process keeps (a viewer sends the same token with every request).
+TOKEN_CACHE_ENTRIES: Final = 50_000
+
+
+class TokenCache:
+    """Verified bearer tokens of one process, each for ``ttl_seconds`` at most and never
+    past its expiry (with the same leeway as :func:`decode_access_token`): verifying an
+    HS256 JWT costs more than serving a cached answer. A token that is refused is never
+    kept, so it is checked again on every request. Single-threaded use (the event loop)."""
+
+    def __init__(
+        self,
+        *,
+        ttl_seconds: float,
+        entries: int = TOKEN_CACHE_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+        wallclock: Callable[[], float] = time.time,
+    ) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.entries = entries
+        self._clock = clock
+        self._wallclock = wallclock
+        # token -> (claims, valid until (wall clock), verified at (monotonic))
+        self._verified: OrderedDict[str, tuple[TokenClaims, float, float]] = OrderedDict()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenCache:
+        return cls(ttl_seconds=settings.viewer_token_cache_seconds)
+
+    def get(self, token: str) -> TokenClaims | None:
+        """The claims of ``token`` when it was verified recently and has not expired."""
+        entry = self._verified.get(token)
+        if entry is None:
+            return None
+        claims, valid_until, verified_at = entry
+        if self._wallclock() >= valid_until or self._clock() - verified_at > self.ttl_seconds:
+            del self._verified[token]
+            return None
+        return claims
+
+    def verify(self, token: str, *, settings: Settings) -> TokenClaims:
+        """The claims of a valid token, from the cache or verified now; raises
+        :class:`InvalidToken` (never cached) otherwise."""
+        claims = self.get(token)
+        if claims is not None:
+            return claims
+        claims = decode_access_token(token, settings=settings)
+        if self.ttl_seconds > 0:
+            valid_until = claims.expires_at.timestamp() + TOKEN_LEEWAY_SECONDS
+            self._verified[token] = (claims, valid_until, self._clock())
+            if len(self._verified) > self.entries:
+                self._verified.popitem(last=False)
+        return claims
+
+    def __len__(self) -> int:
+        return len(self._verified)

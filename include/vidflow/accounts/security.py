@@ -21,6 +21,8 @@ from vidflow.config import Settings
 JWT_ALGORITHM: Final = "HS256"
 JWT_ISSUER: Final = "vidflow"
 JWT_AUDIENCE: Final = "vidflow-upload"
+#: Seconds of clock skew allowed when checking a token's expiry.
+TOKEN_LEEWAY_SECONDS: Final = 5
 
 # OWASP's argon2id baseline (19 MiB, 2 passes, 1 lane). The library default takes 64 MiB
 # per hash, which would dominate the upload service's memory under concurrent logins.
@@ -101,7 +103,7 @@ def decode_access_token(token: str, *, settings: Settings) -> TokenClaims:
             audience=JWT_AUDIENCE,
             issuer=JWT_ISSUER,
             options={"require": ["sub", "exp", "iat", "iss", "aud"]},
-            leeway=5,
+            leeway=TOKEN_LEEWAY_SECONDS,
         )
     except jwt.ExpiredSignatureError as exc:
         raise InvalidToken("the token has expired; log in again") from exc

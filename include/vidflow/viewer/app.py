@@ -4,7 +4,7 @@ watch events, health.
 ``create_app()`` is the uvicorn factory (``python -m vidflow.viewer`` runs it, one app per
 worker process). Its lifespan runs the process's :class:`~vidflow.viewer.event_log.EventLog`
 (group commit of events into the events bucket) and writes what is pending on a clean
-stop.
+stop, and the serving reads with their answer cache and its invalidation listener.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from vidflow.accounts.security import _secret
 from vidflow.config import Settings, get_settings
 from vidflow.problems import install_problem_handlers, problem_response
 from vidflow.regions import REGION_NAMES
+from vidflow.viewer.deps import serving_of, tokens_of
 from vidflow.viewer.event_log import EventLog
+from vidflow.viewer.fastpath import CachedRecommendations
 from vidflow.viewer.routes import router
 from vidflow.viewer.web import mount_web_app
 
@@ -118,6 +120,9 @@ def _seal_on_stop_signals(event_log: EventLog) -> Callable[[], None]:
 
 
 LOG_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s %(message)s"
+#: How long start-up waits for the invalidation listener before serving anyway (until it
+#: listens, cached answers live the unsynced TTL only).
+LISTENER_START_SECONDS: Final = 2.0
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -134,11 +139,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         event_log = EventLog.from_settings(settings)
         await event_log.start()
         app.state.event_log = event_log
+        tokens_of(app)
+        serving = serving_of(app)
         restore_signals = _seal_on_stop_signals(event_log)
         log.info("viewer API writing events as %s", event_log.writer_id)
+        await serving.wait_listening(LISTENER_START_SECONDS)
         try:
             yield
         finally:
+            await serving.close()
             await event_log.close()
             restore_signals()
 
@@ -158,4 +167,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(BodyLimit, path=EVENTS_PATH, max_bytes=events_body_limit(settings))
     mount_web_app(app, settings)
+    # Outermost (added last): a cached answer skips every other layer.
+    app.add_middleware(CachedRecommendations, host=app)
     return app

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from vidflow.accounts.deps import NotAuthenticated, SettingsDep, get_current_user
-from vidflow.accounts.security import InvalidToken, TokenClaims, decode_access_token
+from vidflow.accounts.deps import NotAuthenticated, SettingsDep, TokenCache
+from vidflow.accounts.security import InvalidToken, TokenClaims
 from vidflow.viewer.event_log import EventLog
 from vidflow.viewer.recommendations import Serving
 
 
-def get_optional_user(
+async def get_optional_user(
+    request: Request,
     settings: SettingsDep,
     authorization: Annotated[
         str | None,
@@ -29,7 +29,7 @@ def get_optional_user(
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthenticated("the Authorization header must be 'Bearer <token>'")
     try:
-        return decode_access_token(token.strip(), settings=settings)
+        return tokens_of(request.app).verify(token.strip(), settings=settings)
     except InvalidToken as exc:
         raise NotAuthenticated(str(exc)) from exc
 
@@ -50,39 +50,42 @@ EventLogDep = Annotated[EventLog, Depends(get_event_log)]
 _viewer_bearer = HTTPBearer(auto_error=False, description="A token from POST /v1/auth/token")
 
 
-async def get_serving(request: Request) -> Serving:
-    """The app's serving reads, made on first use (on the event loop: no race); their
-    degraded-mode caches live as long as the app."""
-    serving: Serving | None = getattr(request.app.state, "serving", None)
+def serving_of(app: FastAPI) -> Serving:
+    """The app's serving reads, made and started on first use (on the event loop: no
+    race); the lifespan makes them at start-up. They live as long as the app."""
+    serving: Serving | None = getattr(app.state, "serving", None)
     if serving is None:
-        serving = request.app.state.serving = Serving(request.app.state.settings)
+        serving = app.state.serving = Serving(app.state.settings)
+        serving.start()
     return serving
 
 
-#: Verified tokens kept per app. A viewer sends the same token with every request
-#: of its lifetime; verifying an HS256 JWT costs more than the rest of the request's
-#: Python work, and a token's verdict changes only when it expires (checked on every hit).
-VERIFIED_TOKENS_MAX = 50_000
+def tokens_of(app: FastAPI) -> TokenCache:
+    """The app's verified-token cache (made on first use)."""
+    tokens: TokenCache | None = getattr(app.state, "tokens", None)
+    if tokens is None:
+        tokens = app.state.tokens = TokenCache.from_settings(app.state.settings)
+    return tokens
+
+
+async def get_serving(request: Request) -> Serving:
+    return serving_of(request.app)
 
 
 async def get_viewer(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_viewer_bearer)],
 ) -> TokenClaims:
-    """The signed-in caller (401 otherwise), checked on the event loop."""
-    verified: dict[str, TokenClaims] | None = getattr(request.app.state, "verified_tokens", None)
-    if verified is None:
-        verified = request.app.state.verified_tokens = {}
-    token = credentials.credentials if credentials else None
-    claims = verified.get(token) if token else None
-    if claims is not None and claims.expires_at > datetime.now(UTC):
-        return claims
-    claims = get_current_user(request.app.state.settings, credentials)
-    if token:
-        if len(verified) >= VERIFIED_TOKENS_MAX:
-            verified.clear()
-        verified[token] = claims
-    return claims
+    """The signed-in caller (401 otherwise), checked on the event loop; a token verified
+    in the last VIDFLOW_VIEWER_TOKEN_CACHE_SECONDS is not verified again (until expiry)."""
+    if credentials is None:
+        raise NotAuthenticated("an 'Authorization: Bearer <token>' header is required")
+    try:
+        return tokens_of(request.app).verify(
+            credentials.credentials, settings=request.app.state.settings
+        )
+    except InvalidToken as exc:
+        raise NotAuthenticated(str(exc)) from exc
 
 
 ServingDep = Annotated[Serving, Depends(get_serving)]

@@ -96,6 +96,14 @@ class ReadPool:
                 await conn.close()
             await self._give_back(conn if healthy else None)
 
+    async def close(self) -> None:
+        """Close the idle connections (those in use close when given back broken)."""
+        async with self._returned:
+            idle, self._idle = self._idle, []
+            self._opened -= len(idle)
+        for conn in idle:
+            await conn.close()
+
     async def one(self, statement: str, params: dict[str, Any]) -> dict[str, Any]:
         """The single row of ``statement`` (prepared on the connection)."""
         async with self.connection() as conn:

@@ -12,16 +12,20 @@ The reads run on the event loop over a small pool of async autocommit connection
 degraded, never an error: the same request's answer of the last
 ``VIDFLOW_RECS_CACHE_SECONDS`` (``cache``), else the region's last known trending list
 (``trending``). Only a process that never reached the catalog answers 503.
+
+Answers are rendered to JSON bytes once and kept in the process's
+:class:`~vidflow.viewer.answers.AnswerCache` until a catalog write invalidates them
+(:mod:`vidflow.viewer.invalidation`): most answers are sent from memory, by the route or,
+cheaper still, by :class:`~vidflow.viewer.fastpath.CachedRecommendations` before
+FastAPI sees the request.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,9 +39,11 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from vidflow.config import Settings
 from vidflow.problems import Problem
 from vidflow.viewer import ranking
+from vidflow.viewer.answers import AnswerCache, Freshness
 from vidflow.viewer.edges import region_url
+from vidflow.viewer.invalidation import InvalidationListener
 from vidflow.viewer.ranking import Pick, Ranked, Related
-from vidflow.viewer.readpool import UNAVAILABLE, ReadPool
+from vidflow.viewer.readpool import UNAVAILABLE, ReadPool, serving_conninfo
 from vidflow.viewer.schemas import RecommendationList, RecommendedVideo
 from vidflow.viewer.session import SessionWriter
 
@@ -50,8 +56,8 @@ DEGRADED_HEADER: Final = "X-Vidflow-Degraded"
 CATALOG_DOWN: Final = (OperationalError, InterfaceError, PoolTimeout)
 #: The errors that degrade an answer (a bug in a statement still fails loudly).
 READS_DOWN: Final = (*UNAVAILABLE, *CATALOG_DOWN)
-#: Answers kept per process for degraded mode.
-CACHE_ENTRIES: Final = 20_000
+#: Answers kept per process (served while fresh, and in degraded mode).
+CACHE_ENTRIES: Final = 50_000
 #: Seconds between two warnings about an unavailable catalog.
 WARN_EVERY_SECONDS: Final = 10.0
 RETRY_AFTER: Final = 2
@@ -78,10 +84,22 @@ class VideoNotServed(Problem):
 
 @dataclass(frozen=True)
 class Served:
-    """An answer and, when the catalog was unavailable, how it was made instead."""
+    """An answer's JSON bytes; when the catalog was unavailable, how it was made instead;
+    whether it came from memory (``hit``, ``ttl``) or was read now (``miss``)."""
 
-    answer: RecommendationList
+    body: bytes
     degraded: Degraded | None = None
+    cache: Freshness | Literal["miss"] = "miss"
+
+
+def render(answer: RecommendationList) -> bytes:
+    """The JSON bytes of an answer (what FastAPI would send for the response model)."""
+    return answer.__pydantic_serializer__.to_json(answer)
+
+
+def viewer_key(user_id: uuid.UUID, region: str, device: str | None, limit: int) -> Hashable:
+    """The cache key of a viewer's answer (shared with the fast path)."""
+    return ("viewer", user_id, region, device, limit)
 
 
 # --- the reads ------------------------------------------------------------------------------
@@ -210,39 +228,46 @@ def _writer_engine(url: str, timeout_ms: int) -> Engine:
     )
 
 
-class _Recent:
-    """A small thread-safe LRU of answers with their age."""
-
-    def __init__(self, entries: int) -> None:
-        self.entries = entries
-        self._items: OrderedDict[Hashable, tuple[float, RecommendationList]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def put(self, key: Hashable, answer: RecommendationList) -> None:
-        with self._lock:
-            self._items[key] = (time.monotonic(), answer)
-            self._items.move_to_end(key)
-            if len(self._items) > self.entries:
-                self._items.popitem(last=False)
-
-    def get(self, key: Hashable, *, max_age: float) -> RecommendationList | None:
-        with self._lock:
-            entry = self._items.get(key)
-        if entry is None or time.monotonic() - entry[0] > max_age:
-            return None
-        return entry[1]
-
-
 @dataclass
 class Serving:
-    """The serving reads of one API process, with its degraded-mode memory."""
+    """The serving reads of one API process, with its answer cache and degraded-mode
+    memory. :meth:`start` (on the process's event loop) starts its invalidation
+    listener; without it cached answers are served for the unsynced TTL at most."""
 
     settings: Settings
-    _answers: _Recent = field(default_factory=lambda: _Recent(CACHE_ENTRIES))
+    answers: AnswerCache = field(init=False)
     _trending: dict[str, TrendingList] = field(default_factory=dict)
     _last_warning: float = 0.0
+    _listener: InvalidationListener | None = None
 
     _reads: ReadPool | None = None
+
+    def __post_init__(self) -> None:
+        self.answers = AnswerCache(
+            entries=CACHE_ENTRIES,
+            ttl=self.settings.recs_answer_ttl_seconds,
+            unsynced_ttl=self.settings.recs_unsynced_ttl_seconds,
+        )
+
+    def start(self) -> InvalidationListener:
+        """Start listening for invalidations (idempotent)."""
+        if self._listener is None:
+            self._listener = InvalidationListener(serving_conninfo(self.settings), self.answers)
+            self._listener.start()
+        return self._listener
+
+    async def wait_listening(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the listener to listen; whether it does."""
+        if self._listener is None:
+            return False
+        return await self._listener.wait_connected(timeout)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+        if self._reads is not None:
+            await self._reads.close()
 
     @property
     def reads(self) -> ReadPool:
@@ -298,8 +323,8 @@ class Serving:
             stamp = Stamp.of(recs[0][3:5]) if recs else trending.stamp
             return self._answer(picks, cards, stamp, region, device)
 
-        key = ("viewer", user_id, region, device, limit)
-        return await self._serve(key, region, read, limit=limit, device=device)
+        key = viewer_key(user_id, region, device, limit)
+        return await self._serve(key, region, read, limit=limit, device=device, viewer=user_id)
 
     async def for_video(self, *, video_id: uuid.UUID, region: str, limit: int) -> Served:
         """ "More like this": VideoNotServed unless the video is processed."""
@@ -400,12 +425,18 @@ class Serving:
         limit: int,
         device: str | None,
         skip: str | None = None,
+        viewer: uuid.UUID | None = None,
     ) -> Served:
+        fresh = self.answers.fresh(key)
+        if fresh is not None:
+            return Served(fresh[0], cache=fresh[1])
+        ticket = self.answers.begin(key, viewer=viewer)
         try:
             answer = await read()
         except READS_DOWN as exc:
+            self.answers.abandon(ticket)
             self._warn(exc)
-            cached = self._answers.get(key, max_age=self.settings.recs_cache_seconds)
+            cached = self.answers.recent(key, max_age=self.settings.recs_cache_seconds)
             if cached is not None:
                 return Served(cached, "cache")
             trending = self._trending.get(region)
@@ -417,9 +448,13 @@ class Serving:
                 limit=limit,
             )
             fallback = self._answer(picks, trending.cards, trending.stamp, region, device)
-            return Served(fallback, "trending")
-        self._answers.put(key, answer)
-        return Served(answer)
+            return Served(render(fallback), "trending")
+        except BaseException:
+            self.answers.abandon(ticket)
+            raise
+        body = render(answer)
+        self.answers.put(ticket, body)
+        return Served(body)
 
     def _warn(self, exc: Exception) -> None:
         if time.monotonic() - self._last_warning >= WARN_EVERY_SECONDS:

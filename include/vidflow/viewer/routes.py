@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Response
 from vidflow.accounts.deps import CurrentUser, SessionDep, SettingsDep
 from vidflow.regions import Device, RegionName
 from vidflow.viewer import service
+from vidflow.viewer.answers import CACHE_HEADER
 from vidflow.viewer.deps import EventLogDep, OptionalUser, ServingDep, Viewer
 from vidflow.viewer.recommendations import DEGRADED_HEADER, Served
 from vidflow.viewer.schemas import (
@@ -104,6 +105,9 @@ async def post_events(
         user_id=user.user_id if user else None,
         sessions=serving.sessions,
     )
+    if user is not None and intake.accepted:
+        # This process's own answers at once; the others' through the catalog's NOTIFY.
+        serving.answers.invalidate_viewer(user.user_id)
     return EventsResult(
         received_at=intake.received_at,
         accepted=[uuid.UUID(e.event_id) for e in intake.accepted],
@@ -115,7 +119,9 @@ async def post_events(
 
 
 # --- recommendations ------------------------------------------------------------------------
-# Async routes, dependencies and catalog reads: an answer never leaves the event loop.
+# Async routes, dependencies and catalog reads: an answer never leaves the event loop. The
+# answers are JSON bytes made once (and mostly sent from memory); response_model documents
+# them in the OpenAPI document.
 
 RegionQuery = Annotated[
     RegionName | None,
@@ -127,23 +133,23 @@ RegionQuery = Annotated[
 LimitQuery = Annotated[int, Query(ge=1, le=PAGE_MAX)]
 
 
-def _shaped(served: Served, response: Response) -> RecommendationList:
+def _shaped(served: Served) -> Response:
+    headers: dict[str, str] = {CACHE_HEADER: served.cache}
     if served.degraded:
-        response.headers[DEGRADED_HEADER] = served.degraded
-    return served.answer
+        headers[DEGRADED_HEADER] = served.degraded
+    return Response(served.body, media_type="application/json", headers=headers)
 
 
 @router.get("/v1/me/recommendations", response_model=RecommendationList, tags=["recommendations"])
 async def my_recommendations(
     user: Viewer,
     serving: ServingDep,
-    response: Response,
     limit: LimitQuery = PAGE_DEFAULT,
     region: RegionQuery = None,
     device: Annotated[
         Device | None, Query(description="tv gets large posters, others small ones.")
     ] = None,
-) -> RecommendationList:
+) -> Response:
     """The caller's recommendations: precomputed top-N minus what they watched (history
     and this session), videos related to this session's watches first, regional trending
     to fill. Degraded answers (catalog unavailable) carry `X-Vidflow-Degraded`."""
@@ -153,7 +159,7 @@ async def my_recommendations(
         device=device,
         limit=limit,
     )
-    return _shaped(served, response)
+    return _shaped(served)
 
 
 @router.get(
@@ -162,10 +168,9 @@ async def my_recommendations(
 async def related_videos(
     video_id: str,
     serving: ServingDep,
-    response: Response,
     limit: LimitQuery = PAGE_DEFAULT,
     region: RegionQuery = None,
-) -> RecommendationList:
+) -> Response:
     """ "More like this": the video's precomputed related list, then regional trending.
     404 for anything that is not a processed video."""
     served = await serving.for_video(
@@ -173,19 +178,18 @@ async def related_videos(
         region=region or serving.settings.viewer_default_region,
         limit=limit,
     )
-    return _shaped(served, response)
+    return _shaped(served)
 
 
 @router.get("/v1/trending", response_model=RecommendationList, tags=["recommendations"])
 async def trending(
     serving: ServingDep,
-    response: Response,
     limit: LimitQuery = PAGE_DEFAULT,
     region: RegionQuery = None,
-) -> RecommendationList:
+) -> Response:
     """The region's trending videos (then the global list), for anyone."""
     served = await serving.for_region(
         region=region or serving.settings.viewer_default_region,
         limit=limit,
     )
-    return _shaped(served, response)
+    return _shaped(served)
