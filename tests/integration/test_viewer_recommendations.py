@@ -15,6 +15,7 @@ import contextlib
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -474,7 +475,15 @@ def test_an_unavailable_catalog_gives_cached_then_trending_answers_never_errors(
 ) -> None:
     proxy = TcpProxy((stack.pg_host, stack.pg_port))
     proxy.open()
-    settings = stack.model_copy(update={"pg_port": proxy.port, "recs_cache_seconds": 60.0})
+    # No answers from memory once the invalidation listener is lost (it goes through the
+    # proxy too): every read below goes to the catalog.
+    settings = stack.model_copy(
+        update={
+            "pg_port": proxy.port,
+            "recs_cache_seconds": 60.0,
+            "recs_unsynced_ttl_seconds": 0.0,
+        }
+    )
     path = "/v1/me/recommendations"
     with (
         events_bucket(stack, unique) as bucket,
@@ -485,6 +494,11 @@ def test_an_unavailable_catalog_gives_cached_then_trending_answers_never_errors(
             healthy = _get(client, path, limit=5)
             assert healthy.status_code == 200 and "x-vidflow-degraded" not in healthy.headers
             proxy.close()
+            answers = client.app.state.serving.answers  # type: ignore[attr-defined]
+            deadline = time.monotonic() + 5
+            while answers.synced:  # the listener notices the cut connection
+                assert time.monotonic() < deadline, "the listener did not notice the outage"
+                time.sleep(0.01)
             cached = _get(client, path, limit=5)
             assert cached.status_code == 200
             assert cached.headers["x-vidflow-degraded"] == "cache"

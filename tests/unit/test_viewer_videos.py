@@ -13,7 +13,7 @@ from vidflow.catalog.fields import normalize_tags
 from vidflow.config import Settings
 from vidflow.problems import Problem
 from vidflow.uploads.protocol import validate_metadata
-from vidflow.viewer.edges import region_url
+from vidflow.viewer.edges import RegionUrls, region_url
 from vidflow.viewer.schemas import VideoUpdate
 from vidflow.viewer.service import decode_cursor, encode_cursor
 
@@ -41,6 +41,7 @@ def test_region_url_swaps_the_media_base_for_the_regions_edge(
     url: str, region: str | None, expected: str
 ) -> None:
     assert region_url(url, region=region, settings=CDN) == expected
+    assert RegionUrls(CDN)(url, region=region) == expected  # the serving path's copy
 
 
 def test_region_url_without_a_cdn_maps_the_bucket_url_on_the_endpoint() -> None:

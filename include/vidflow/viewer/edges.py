@@ -21,3 +21,18 @@ def region_url(url: str, *, region: str | None, settings: Settings) -> str:
     if edge is None or not url.startswith(base):
         return url
     return f"{edge.rstrip('/')}/{url[len(base) :]}"
+
+
+class RegionUrls:
+    """:func:`region_url` with the settings read once (the serving hot path calls it for
+    every item of every answer)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._edges = {r: e.rstrip("/") for r, e in settings.edge_urls().items()}
+        self._base = media_base_url(settings).rstrip("/") + "/"
+
+    def __call__(self, url: str, *, region: str | None) -> str:
+        edge = self._edges.get(region) if region is not None else None
+        if edge is None or not url.startswith(self._base):
+            return url
+        return f"{edge}/{url[len(self._base) :]}"

@@ -65,6 +65,7 @@ class InvalidationListener:
         self.ping_seconds = ping_seconds
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
+        self._tried = asyncio.Event()
         self._last_warning = 0.0
 
     def start(self) -> None:
@@ -75,10 +76,11 @@ class InvalidationListener:
             )
 
     async def wait_connected(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for the listener to listen; whether it does."""
+        """Wait up to ``timeout`` seconds for the first attempt to listen; whether the
+        listener listens."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
-                await self._connected.wait()
+                await self._tried.wait()
         return self._connected.is_set()
 
     async def close(self) -> None:
@@ -97,6 +99,7 @@ class InvalidationListener:
                 if self._connected.is_set():
                     pause = RETRY_MIN_SECONDS  # it was up: retry soon
                 self._connected.clear()
+                self._tried.set()
                 self.cache.listener_lost()
                 self._warn(exc)
             await asyncio.sleep(pause)
@@ -109,6 +112,7 @@ class InvalidationListener:
             # From here on no notification is missed; what came before is unknown.
             self.cache.listener_connected()
             self._connected.set()
+            self._tried.set()
             log.info("serving cache listening on %s", CHANNEL)
             while True:
                 async for notify in conn.notifies(timeout=self.ping_seconds):

@@ -26,7 +26,9 @@ from vidflow.config import Settings
 UNAVAILABLE: Final = (psycopg.OperationalError, psycopg.InterfaceError, TimeoutError)
 
 
-def serving_conninfo(settings: Settings) -> str:
+def serving_conninfo(
+    settings: Settings, *, application_name: str = "vidflow-viewer-serving"
+) -> str:
     timeout_ms = settings.recs_catalog_timeout_ms
     return make_conninfo(
         host=settings.pg_host,
@@ -37,7 +39,7 @@ def serving_conninfo(settings: Settings) -> str:
         # libpq counts whole seconds, at least 2.
         connect_timeout=max(2, math.ceil(timeout_ms / 1000)),
         options=f"-c statement_timeout={timeout_ms}",
-        application_name="vidflow-viewer-serving",
+        application_name=application_name,
     )
 
 

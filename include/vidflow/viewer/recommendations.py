@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Sequence
@@ -40,7 +41,7 @@ from vidflow.config import Settings
 from vidflow.problems import Problem
 from vidflow.viewer import ranking
 from vidflow.viewer.answers import AnswerCache, Freshness
-from vidflow.viewer.edges import region_url
+from vidflow.viewer.edges import RegionUrls
 from vidflow.viewer.invalidation import InvalidationListener
 from vidflow.viewer.ranking import Pick, Ranked, Related
 from vidflow.viewer.readpool import UNAVAILABLE, ReadPool, serving_conninfo
@@ -61,6 +62,8 @@ CACHE_ENTRIES: Final = 50_000
 #: Seconds between two warnings about an unavailable catalog.
 WARN_EVERY_SECONDS: Final = 10.0
 RETRY_AFTER: Final = 2
+#: application_name of the invalidation listener's catalog connection.
+LISTENER_NAME: Final = "vidflow-viewer-listener"
 
 
 class CatalogUnavailable(Problem):
@@ -239,10 +242,12 @@ class Serving:
     _trending: dict[str, TrendingList] = field(default_factory=dict)
     _last_warning: float = 0.0
     _listener: InvalidationListener | None = None
+    _region_url: RegionUrls = field(init=False)
 
     _reads: ReadPool | None = None
 
     def __post_init__(self) -> None:
+        self._region_url = RegionUrls(self.settings)
         self.answers = AnswerCache(
             entries=CACHE_ENTRIES,
             ttl=self.settings.recs_answer_ttl_seconds,
@@ -252,7 +257,10 @@ class Serving:
     def start(self) -> InvalidationListener:
         """Start listening for invalidations (idempotent)."""
         if self._listener is None:
-            self._listener = InvalidationListener(serving_conninfo(self.settings), self.answers)
+            # The process id tells one process's listener from another's in pg_stat_activity.
+            name = f"{LISTENER_NAME}-{os.getpid()}"
+            conninfo = serving_conninfo(self.settings, application_name=name)
+            self._listener = InvalidationListener(conninfo, self.answers)
             self._listener.start()
         return self._listener
 
@@ -399,11 +407,7 @@ class Serving:
                     video_id=uuid.UUID(pick.video_id),
                     title=card.title,
                     duration_seconds=card.duration_seconds,
-                    poster_url=(
-                        region_url(poster, region=region, settings=self.settings)
-                        if poster
-                        else None
-                    ),
+                    poster_url=self._region_url(poster, region=region) if poster else None,
                     source=pick.source,
                     score=pick.score,
                     reason=ranking.reason(pick, titles=titles, region=region),
