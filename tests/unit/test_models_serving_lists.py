@@ -32,6 +32,27 @@ def test_chunked_top_k_equals_a_full_sort(cols: int, k: int, n_chunks: int | Non
     assert (chunked_top_k(scores, k, n_chunks) == reference_top_k(scores, k)).all()
 
 
+def test_chunked_top_k_equals_a_full_sort_on_random_shapes_ties_and_masks() -> None:
+    rng = np.random.default_rng(11)
+    for _ in range(60):
+        rows, cols = int(rng.integers(1, 30)), int(rng.integers(1, 400))
+        k = int(rng.integers(1, cols + 1))
+        # few distinct values, so ties are everywhere, and some masked items
+        scores = rng.integers(-3, 4, (rows, cols)).astype(np.float32)
+        scores[rng.random((rows, cols)) < 0.3] = -np.inf
+        n_chunks = int(rng.integers(k, cols + 1)) if rng.random() < 0.5 else None
+        got = chunked_top_k(scores, k, n_chunks)
+        assert (got == reference_top_k(scores, k)).all(), (rows, cols, k, n_chunks)
+
+
+def test_chunked_top_k_refuses_nan_anywhere_in_a_row() -> None:
+    scores = np.zeros((3, 1000), dtype=np.float32)
+    scores[1, 999] = np.nan  # in the ragged tail of the default chunks
+    scores[2, 0] = np.nan
+    with pytest.raises(ValueError, match=r"NaN \(rows \[1, 2\]\)"):
+        chunked_top_k(scores, 10, n_chunks=40 + 7)
+
+
 def test_chunked_top_k_puts_masked_items_last() -> None:
     scores = np.full((2, 200), -np.inf, dtype=np.float32)
     scores[0, [7, 150, 3]] = [0.5, 0.9, 0.1]  # three allowed items, top 5 asked
