@@ -10,6 +10,7 @@ stop, and the serving reads with their answer cache and its invalidation listene
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import threading
@@ -144,6 +145,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         restore_signals = _seal_on_stop_signals(event_log)
         log.info("viewer API writing events as %s", event_log.writer_id)
         await serving.wait_listening(LISTENER_START_SECONDS)
+        # What start-up made lives as long as the process: out of the collector's sight,
+        # a full collection no longer walks ~140,000 objects (a pause of tens of ms that
+        # would show in the answers' p99).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
