@@ -408,8 +408,6 @@ def _celery_services(settings: Settings) -> list[Service]:
                 str(transcode_worker_concurrency(settings)),
                 "--celery-hostname",
                 TRANSCODE_WORKER_NODE,
-                "--pid",
-                str(settings.state_dir / "run" / "airflow-worker-transcode.pid"),
                 "--skip-serve-logs",
                 "--without-mingle",
                 "--without-gossip",
