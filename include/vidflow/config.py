@@ -441,12 +441,13 @@ class Settings(BaseSettings):
         "is degraded (cache or trending) instead of late.",
     )
     recs_answer_ttl_seconds: float = Field(
-        30.0,
+        300.0,
         ge=0,
         description="Longest an API process serves a recommendations answer from its memory. "
         "Catalog writes (session events, new lists, history) invalidate answers at once "
-        "through PostgreSQL LISTEN/NOTIFY; this bounds what no write announces (the session "
-        "window sliding by). 0 turns the answer cache off.",
+        "through PostgreSQL LISTEN/NOTIFY, and an answer with session items expires when "
+        "the oldest leaves the session window; this is a safety net. 0 turns the answer "
+        "cache off.",
     )
     recs_unsynced_ttl_seconds: float = Field(
         1.0,

@@ -69,7 +69,7 @@ def _recs(viewer: uuid.UUID, v: dict[str, uuid.UUID], names: tuple[str, ...]) ->
 def world(stack: Settings) -> Iterator[World]:
     token = os.urandom(3).hex()
     creator = uuid.uuid4()
-    viewers = tuple(uuid.uuid4() for _ in range(4))
+    viewers = tuple(uuid.uuid4() for _ in range(5))
     v = {name: uuid.uuid4() for name in NAMES}
     base = media_base_url(stack)
     engine = get_engine(stack)
@@ -318,3 +318,39 @@ def test_the_fast_path_sends_the_routes_bytes_and_leaves_bad_input_to_it(
         bad = client.get(path, params={"region": REGION, "limit": 0}, headers=headers)
         assert bad.status_code == 422
         assert bad.headers["content-type"] == "application/problem+json"
+
+
+def test_an_answer_with_session_items_expires_when_the_session_would_change(
+    stack: Settings, world: World
+) -> None:
+    """No write announces a session row leaving the window: the cached answer expires
+    then by itself."""
+    viewer = world.viewers[4]
+    window = timedelta(seconds=stack.recs_session_window_seconds)
+    touched = datetime.now(UTC) - window + timedelta(seconds=2)
+    with get_engine(stack).begin() as conn:
+        conn.execute(
+            insert(SessionActivity),
+            [
+                {
+                    "user_id": viewer,
+                    "video_id": world.v["a1"],
+                    "first_event_at": touched,
+                    "last_event_at": touched,
+                }
+            ],
+        )
+    with TestClient(create_app(stack)) as client:
+        client.headers.update(bearer(stack, viewer))
+
+        def get() -> httpx.Response:
+            response = client.get("/v1/me/recommendations", params={"region": REGION, "limit": 3})
+            assert response.status_code == 200, response.text
+            return response
+
+        assert world.names(get().json()) == ["r1", "r2", "a2"]
+        assert get().headers["x-vidflow-cache"] == "hit"
+        time.sleep(max(0.0, (touched + window - datetime.now(UTC)).total_seconds() + 0.1))
+        after = get()
+        assert after.headers["x-vidflow-cache"] == "miss"
+        assert world.names(after.json()) == ["a1", "a2", "a3"]

@@ -316,3 +316,21 @@ def test_bearer_tokens_are_read_from_one_authorization_header(
     headers: list[tuple[bytes, bytes]], expected: str | None
 ) -> None:
     assert bearer_token({"headers": headers}) == expected
+
+
+def test_an_answer_expires_when_its_session_would_change() -> None:
+    """valid_for (the oldest session row leaving the window) shortens the TTL, counted from
+    the start of the read; it never lengthens it."""
+    clock = Clock()
+    answers = cache(clock, ttl=300.0)
+    ticket = answers.begin("a", viewer=ALICE)
+    clock.now += 0.5  # the read takes half a second
+    answers.put(ticket, b"A", valid_for=10.0)
+    clock.now += 9.49
+    assert answers.fresh("a") == (b"A", "hit")
+    clock.now += 0.02
+    assert answers.fresh("a") is None
+    fill_long = answers.begin("b", viewer=BOB)
+    answers.put(fill_long, b"B", valid_for=10_000.0)
+    clock.now += 300.01
+    assert answers.fresh("b") is None

@@ -14,8 +14,9 @@ Three rules keep the cache honest:
 * **A read that raced an invalidation is not served from memory.** A read registers a
   :class:`Ticket` before it starts; an invalidation of its viewer (or of everything)
   while it runs marks the ticket, and its answer is then kept for degraded mode only.
-* **No answer is served from memory for longer than** ``ttl``, whatever happens (the
-  session window slides without a write).
+* **No answer is served from memory for longer than** ``ttl``, nor past its own
+  ``valid_for`` (a viewer's list changes without a write when a session row leaves the
+  session window).
 * **While the listener is down** (:attr:`AnswerCache.synced` false) notifications may be
   missed, so an answer is served from memory for ``unsynced_ttl`` at most; when the
   listener is back everything is invalidated, as it may have missed a notification.
@@ -45,6 +46,7 @@ CACHE_HEADER: Final = "X-Vidflow-Cache"
 class _Entry:
     body: bytes
     made_at: float
+    expires_at: float
     viewer: uuid.UUID | None
     #: False once invalidated: kept for degraded answers only.
     fresh: bool
@@ -95,9 +97,10 @@ class AnswerCache:
         entry = self._items.get(key)
         if entry is None or not entry.fresh:
             return None
-        age = self.clock() - entry.made_at
-        if age > self.ttl:
+        now = self.clock()
+        if now > entry.expires_at:
             return None
+        age = now - entry.made_at
         if self.synced and entry.synced:
             self.stats.hits += 1
             return entry.body, "hit"
@@ -127,8 +130,10 @@ class AnswerCache:
         """The read failed: nothing to keep."""
         self._inflight.discard(ticket)
 
-    def put(self, ticket: Ticket, body: bytes) -> None:
-        """Keep the answer of a finished read: fresh unless an invalidation overtook it."""
+    def put(self, ticket: Ticket, body: bytes, *, valid_for: float | None = None) -> None:
+        """Keep the answer of a finished read: fresh unless an invalidation overtook it,
+        for ``ttl`` seconds at most, or ``valid_for`` when shorter (counted from the
+        start of the read)."""
         self._inflight.discard(ticket)
         if self.ttl <= 0:
             return
@@ -137,7 +142,10 @@ class AnswerCache:
         # an invalidation, so it counts as unsynced.
         synced = ticket.synced and self.synced
         self._drop(ticket.key)
-        self._items[ticket.key] = _Entry(body, ticket.started_at, ticket.viewer, fresh, synced)
+        lifetime = self.ttl if valid_for is None else min(self.ttl, valid_for)
+        self._items[ticket.key] = _Entry(
+            body, ticket.started_at, ticket.started_at + lifetime, ticket.viewer, fresh, synced
+        )
         if ticket.viewer is not None:
             self._by_viewer.setdefault(ticket.viewer, set()).add(ticket.key)
         while len(self._items) > self.entries:

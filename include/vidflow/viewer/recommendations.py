@@ -86,6 +86,15 @@ class VideoNotServed(Problem):
 
 
 @dataclass(frozen=True)
+class Made:
+    """A list as read now, and for how many seconds it stays right if nothing is written
+    (None: until a write; a viewer's list changes when a session row leaves the window)."""
+
+    answer: RecommendationList
+    valid_for: float | None = None
+
+
+@dataclass(frozen=True)
 class Served:
     """An answer's JSON bytes; when the catalog was unavailable, how it was made instead;
     whether it came from memory (``hit``, ``ttl``) or was read now (``miss``)."""
@@ -137,6 +146,7 @@ WITH sess AS (
 )
 SELECT
     (SELECT json_agg(video_id ORDER BY last_event_at DESC) FROM sess) AS session,
+    (SELECT min(last_event_at) FROM sess) AS session_oldest,
     (SELECT json_agg(json_build_array(video_id, score, source, model_version, generated_at)
             ORDER BY rank) FROM recs) AS recs,
     (SELECT json_agg(json_build_array(anchor, related_video_id, rank, score, source))
@@ -304,10 +314,9 @@ class Serving:
         """A signed-in viewer's recommendations (see :mod:`vidflow.viewer.ranking`)."""
         settings = self.settings
 
-        async def read() -> RecommendationList:
-            since = (now or datetime.now(UTC)) - timedelta(
-                seconds=settings.recs_session_window_seconds
-            )
+        async def read() -> Made:
+            window = timedelta(seconds=settings.recs_session_window_seconds)
+            since = (now or datetime.now(UTC)) - window
             got = await self._read(
                 VIEWER_READ,
                 user_id=user_id,
@@ -329,7 +338,11 @@ class Serving:
                 limit=limit,
             )
             stamp = Stamp.of(recs[0][3:5]) if recs else trending.stamp
-            return self._answer(picks, cards, stamp, region, device)
+            answer = self._answer(picks, cards, stamp, region, device)
+            oldest: datetime | None = got["session_oldest"]
+            if oldest is None:
+                return Made(answer)
+            return Made(answer, max(0.0, (oldest - since).total_seconds()))
 
         key = viewer_key(user_id, region, device, limit)
         return await self._serve(key, region, read, limit=limit, device=device, viewer=user_id)
@@ -337,7 +350,7 @@ class Serving:
     async def for_video(self, *, video_id: uuid.UUID, region: str, limit: int) -> Served:
         """ "More like this": VideoNotServed unless the video is processed."""
 
-        async def read() -> RecommendationList:
+        async def read() -> Made:
             got = await self._read(
                 VIDEO_READ, video_id=video_id, region=region, depth=_depth(limit)
             )
@@ -354,7 +367,7 @@ class Serving:
                 limit=limit,
             )
             stamp = Stamp.of(rows[0][5:7]) if rows else trending.stamp
-            return self._answer(picks, cards, stamp, region, None)
+            return Made(self._answer(picks, cards, stamp, region, None))
 
         key = ("video", video_id, region, limit)
         return await self._serve(key, region, read, limit=limit, device=None, skip=str(video_id))
@@ -362,13 +375,13 @@ class Serving:
     async def for_region(self, *, region: str, limit: int) -> Served:
         """The region's trending list (then the global one), for anonymous viewers."""
 
-        async def read() -> RecommendationList:
+        async def read() -> Made:
             got = await self._read(REGION_READ, region=region, depth=_depth(limit))
             trending = self._remember_trending(region, got)
             picks = ranking.for_region(
                 trending=trending.rows, playable=trending.cards.keys(), limit=limit
             )
-            return self._answer(picks, trending.cards, trending.stamp, region, None)
+            return Made(self._answer(picks, trending.cards, trending.stamp, region, None))
 
         key = ("region", region, limit)
         return await self._serve(key, region, read, limit=limit, device=None)
@@ -424,7 +437,7 @@ class Serving:
         self,
         key: Hashable,
         region: str,
-        read: Callable[[], Awaitable[RecommendationList]],
+        read: Callable[[], Awaitable[Made]],
         *,
         limit: int,
         device: str | None,
@@ -436,7 +449,7 @@ class Serving:
             return Served(fresh[0], cache=fresh[1])
         ticket = self.answers.begin(key, viewer=viewer)
         try:
-            answer = await read()
+            made = await read()
         except READS_DOWN as exc:
             self.answers.abandon(ticket)
             self._warn(exc)
@@ -456,8 +469,8 @@ class Serving:
         except BaseException:
             self.answers.abandon(ticket)
             raise
-        body = render(answer)
-        self.answers.put(ticket, body)
+        body = render(made.answer)
+        self.answers.put(ticket, body, valid_for=made.valid_for)
         return Served(body)
 
     def _warn(self, exc: Exception) -> None:
