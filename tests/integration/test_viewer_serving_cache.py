@@ -327,7 +327,7 @@ def test_an_answer_with_session_items_expires_when_the_session_would_change(
     then by itself."""
     viewer = world.viewers[4]
     window = timedelta(seconds=stack.recs_session_window_seconds)
-    touched = datetime.now(UTC) - window + timedelta(seconds=2)
+    touched = datetime.now(UTC) - window + timedelta(seconds=4)
     with get_engine(stack).begin() as conn:
         conn.execute(
             insert(SessionActivity),
