@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from vidflow.catalog.models import Upload, Video
 from vidflow.outbox import enqueue, relay_once
+from vidflow.processing.contracts import ProcessingMessage
 from vidflow.uploads import locks
 from vidflow.uploads.errors import (
     REASON_LOST,
@@ -69,12 +70,7 @@ def complete_upload(
         )
         return replace(row, state="terminated"), None
     now = utcnow()
-    message = {
-        "video_id": str(row.video_id),
-        "source_key": row.s3_key,
-        "size": row.length,
-        "sha256": sha256,
-    }
+    message = ProcessingMessage.for_video(row.video_id, size=row.length, sha256=sha256)
     with conn.begin():
         conn.execute(
             update(Upload)
@@ -92,7 +88,9 @@ def complete_upload(
             .where(Video.video_id == row.video_id, Video.status == "uploading")
             .values(status="processing", updated_at=now)
         )
-        outbox_id = enqueue(conn, topic=backend.settings.processing_queue, payload=message)
+        outbox_id = enqueue(
+            conn, topic=backend.settings.processing_queue, payload=message.to_payload()
+        )
     try:
         backend.store.delete_prefix(staging_prefix(row.upload_id))
     except (BotoCoreError, ClientError) as exc:
