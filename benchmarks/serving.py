@@ -438,9 +438,15 @@ def highest_rate(
     steps = []
     best = None
     for rate in LADDER:
-        result = run_fixed(targets, rate, seconds, scratch, f"{label}-ladder", server)
-        steps.append(result)
-        if result["p99_ms"] >= P99_TARGET_MS or result["success"] < 1.0:
+        # A step that misses is run once more: on a shared machine one burst of other
+        # work is enough to spoil a p99, so it stops at the first rate that misses twice.
+        for _ in range(2):
+            result = run_fixed(targets, rate, seconds, scratch, f"{label}-ladder", server)
+            steps.append(result)
+            missed = result["p99_ms"] >= P99_TARGET_MS or result["success"] < 1.0
+            if not missed:
+                break
+        if missed:
             break
         best = rate
     return {"highest_rate_p99_under_target": best, "steps": steps}
@@ -657,9 +663,8 @@ def _cpu_per_answer(results: dict[str, Any], target: str) -> float:
     """CPU per answer of the fastest run where every request was answered: an overloaded
     run spends extra on timed-out connections, a slow one on fixed costs (the event log's
     timer, idle wake-ups) spread over few answers."""
+    # Not the session runs: their server CPU includes the event posts.
     runs = [results["fixed"][target], *results["ladder"][target]["steps"]]
-    if target == "api":
-        runs += [run["reads"] for run in results["session"].values()]
     clean = [r for r in runs if r["success"] == 1.0]
     if not clean:
         return float("nan")
