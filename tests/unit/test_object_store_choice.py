@@ -103,14 +103,20 @@ def test_no_secret_reaches_the_supervisord_config(weed: Settings) -> None:
     assert "s3cr3t" not in conf and "localAKID" not in conf
 
 
-def test_missing_credentials_or_binary_give_a_clear_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_credentials_or_binary_give_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="VIDFLOW_AWS_ACCESS_KEY_ID"):
         seaweedfs.s3_identities(Settings(object_store="seaweedfs"))
-    monkeypatch.setenv("PATH", str(tmp_path))  # no weed on PATH, none built
-    with pytest.raises(FileNotFoundError, match="make setup"):
-        seaweedfs.weed_binary(Settings(object_store="seaweedfs", state_dir=tmp_path))
+    missing = str(tmp_path / "bin" / "weed")
+    with pytest.raises(SystemExit, match="make setup"):
+        seaweedfs.main([missing, "server"])
+
+
+def test_the_program_line_is_the_weed_command_bound_to_loopback(weed: Settings) -> None:
+    svc = next(svc for svc in services(weed) if svc.name == "seaweedfs")
+    assert svc.command[1:3] == ["-m", "vidflow.stack.seaweedfs"]
+    assert svc.command[3:] == seaweedfs.weed_command(weed)
+    assert "-ip.bind=127.0.0.1" in svc.command and not svc.needs_env
+    assert svc.health_url == "http://127.0.0.1:8333/healthz"
 
 
 def test_presigned_urls_are_sigv4(weed: Settings) -> None:

@@ -5,10 +5,10 @@ catalog still listed it. With ``VIDFLOW_OBJECT_STORE=seaweedfs`` one supervised
 ``weed server`` (master, volume server, filer and S3 gateway in one process) keeps them
 under ``state_dir/seaweedfs`` instead; moto stays the local SQS endpoint.
 
-``python -m vidflow.stack.seaweedfs`` is the supervised program: it writes the S3
-gateway's identities (the platform's access key, from the environment) into a file only
-its owner can read, then execs ``weed``. Every listener binds ``bind_host``; telemetry and
-the gateway's extra catalogs (Iceberg, Lance) are off.
+``python -m vidflow.stack.seaweedfs weed server ...`` is the supervised program: it writes
+the S3 gateway's identities (the platform's access key, from the environment) into a file
+only its owner can read, then execs the weed command it was given. Every listener binds
+``bind_host``; telemetry and the gateway's extra catalogs (Iceberg, Lance) are off.
 """
 
 from __future__ import annotations
@@ -24,17 +24,12 @@ from vidflow.stack.secrets import write_private
 
 
 def weed_binary(settings: Settings) -> str:
-    """The ``weed`` executable `make setup` builds into ``state_dir/bin``, else PATH's."""
+    """The ``weed`` executable: the one `make setup` builds into ``state_dir/bin``, else
+    PATH's, else (not installed) the path setup would build it at."""
     built = settings.state_dir / "bin" / "weed"
     if built.exists():
         return str(built)
-    found = shutil.which("weed")
-    if found:
-        return found
-    raise FileNotFoundError(
-        f"SeaweedFS (weed) not found in {built.parent} or on PATH; run `make setup`, or set "
-        "VIDFLOW_OBJECT_STORE=moto"
-    )
+    return shutil.which("weed") or str(built)
 
 
 def data_dir(settings: Settings) -> Path:
@@ -108,12 +103,20 @@ def prepare(settings: Settings) -> None:
     write_private(s3_config_path(settings), json.dumps(s3_identities(settings), indent=2))
 
 
-def main(argv: list[str] | None = None) -> int:
-    settings = get_settings()
-    command = weed_command(settings)
-    prepare(settings)
+def main(argv: list[str]) -> int:
+    """``python -m vidflow.stack.seaweedfs WEED_COMMAND...``: prepare, then exec the
+    command (the supervisord program line shows the real weed command, bind address
+    included, and a changed command restarts exactly this program)."""
+    if not argv:
+        raise SystemExit("usage: python -m vidflow.stack.seaweedfs /path/to/weed server ...")
+    if not Path(argv[0]).exists():
+        raise SystemExit(
+            f"SeaweedFS (weed) not found at {argv[0]}: run `make setup` (it needs Go), or set "
+            "VIDFLOW_OBJECT_STORE=moto"
+        )
+    prepare(get_settings())
     sys.stdout.flush()
-    os.execv(command[0], command)  # noqa: S606 - argument list, no shell
+    os.execv(argv[0], argv)  # noqa: S606 - argument list, no shell
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vidflow.config import REPO_ROOT, Settings
+from vidflow.stack.seaweedfs import weed_command
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,12 @@ def _all_services(settings: Settings) -> list[Service]:
         # gateway; the wrapper writes the gateway's identities (0600), then execs weed.
         Service(
             name="seaweedfs",
-            command=[str(bin_dir / "python"), "-m", "vidflow.stack.seaweedfs"],
+            command=[
+                str(bin_dir / "python"),
+                "-m",
+                "vidflow.stack.seaweedfs",
+                *weed_command(settings),
+            ],
             health_url=f"{settings.local_s3_url}/healthz",
             port=settings.seaweedfs_s3_port,
             stage=0,
