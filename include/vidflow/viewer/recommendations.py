@@ -57,8 +57,9 @@ DEGRADED_HEADER: Final = "X-Vidflow-Degraded"
 CATALOG_DOWN: Final = (OperationalError, InterfaceError, PoolTimeout)
 #: The errors that degrade an answer (a bug in a statement still fails loudly).
 READS_DOWN: Final = (*UNAVAILABLE, *CATALOG_DOWN)
-#: Answers kept per process (served while fresh, and in degraded mode).
-CACHE_ENTRIES: Final = 50_000
+#: Answers kept per process (served while fresh, and in degraded mode): about 7 kB each
+#: for a list of 20, so some 140 MB at most.
+CACHE_ENTRIES: Final = 20_000
 #: Seconds between two warnings about an unavailable catalog.
 WARN_EVERY_SECONDS: Final = 10.0
 RETRY_AFTER: Final = 2
