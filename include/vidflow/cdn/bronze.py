@@ -30,9 +30,8 @@ MEDIA_PATH_JAVA: Final = (
     r"^/media/videos/([0-9a-fA-F-]{36})/([^/]+)/"
     r"(?:master\.m3u8|([^/]+)/(?:index\.m3u8|init\.mp4|seg_(\d+)\.m4s))$"
 )
-_OBJECT_NAME_JAVA: Final = (
-    r"vidflow-([a-z]+-[a-z]+)\.(\d{4}-\d{2}-\d{2}-\d{2})\.[A-Za-z0-9_-]+\.gz$"
-)
+#: A log object's name, in Java regex (groups: region, hour).
+OBJECT_NAME_JAVA: Final = r"vidflow-([a-z]+-[a-z]+)\.(\d{4}-\d{2}-\d{2}-\d{2})\.[A-Za-z0-9_-]+\.gz$"
 
 REQUESTS_SCHEMA: Final = (
     "request_id string, request_ts timestamp, request_date date, request_hour timestamp, "
@@ -109,7 +108,11 @@ def check_lines(lines: DataFrame) -> DataFrame:
     column plus the helper columns of the rules and ``quarantine_reason``."""
     from pyspark.sql import functions as F
 
-    parts = lines.withColumn("parts", F.split(F.col("raw_line"), "\t", -1))
+    # The line is split once, in a generator: over a plain projection the optimizer would
+    # push the accepted/quarantined filter below the split and, since a filter does not
+    # share subexpressions, split the line again for every field each rule reads.
+    split_once = F.explode(F.array(F.split(F.col("raw_line"), "\t", -1)))
+    parts = lines.select("raw_line", "source_key", split_once.alias("parts"))
     n_ok = F.size("parts") == len(FIELDS)
     ts = F.try_to_timestamp(
         F.concat_ws(" ", _field("date"), _field("time")), F.lit("yyyy-MM-dd HH:mm:ss")
@@ -123,7 +126,7 @@ def check_lines(lines: DataFrame) -> DataFrame:
     required_ok = F.lit(True)
     for name in _REQUIRED:
         required_ok = required_ok & (_field(name) != "-")
-    file_match = F.regexp_extract("source_key", _OBJECT_NAME_JAVA, 2)
+    file_match = F.regexp_extract("source_key", OBJECT_NAME_JAVA, 2)
     checked = parts.select(
         "raw_line",
         "source_key",
@@ -136,7 +139,7 @@ def check_lines(lines: DataFrame) -> DataFrame:
         F.when(n_ok, _field("x-edge-result-type")).alias("result_type"),
         F.when(n_ok, ts).alias("request_ts"),
         F.try_to_timestamp(file_match, F.lit("yyyy-MM-dd-HH")).alias("file_hour"),
-        F.regexp_extract("source_key", _OBJECT_NAME_JAVA, 1).alias("file_region"),
+        F.regexp_extract("source_key", OBJECT_NAME_JAVA, 1).alias("file_region"),
     )
     return checked.withColumn(REASON_COLUMN, reason_column(request_rules()))
 
