@@ -23,6 +23,14 @@ DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
 }
+#: In local mode shuffle and broadcast blocks never cross a network: they go to the page
+#: cache of the same machine, where compressing them only spends the CPU the job needs.
+#: (A cluster keeps Spark's defaults.)
+LOCAL_CONF = {
+    "spark.shuffle.compress": "false",
+    "spark.shuffle.spill.compress": "false",
+    "spark.broadcast.compress": "false",
+}
 
 
 class SparkSetupError(RuntimeError):
@@ -74,6 +82,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
     }
+    if settings.spark_master.startswith("local"):
+        conf.update(LOCAL_CONF)
     if settings.lake_uri.startswith("s3a://") or settings.endpoint_url:
         conf.update(s3a_conf(settings))
     return conf
