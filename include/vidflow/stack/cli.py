@@ -273,7 +273,8 @@ def print_urls(settings: Settings) -> None:
         f"""
   Airflow UI   {settings.airflow_api_url}   login: {settings.airflow_admin_user} / {password}
   MLflow UI    {settings.tracking_uri}
-  S3 + SQS     {settings.endpoint_url or "AWS"}   (credentials in .local/secrets.env)
+  S3           {settings.endpoint_url or "AWS"}   (credentials in .local/secrets.env)
+  SQS          {settings.queue_endpoint_url or "AWS"}
   PostgreSQL   {settings.pg_host}:{settings.pg_port}   user {settings.pg_user}, dbs \
 {settings.pg_catalog_db} / {settings.pg_airflow_db} / {settings.pg_mlflow_db}
   Logs         {settings.log_dir}
