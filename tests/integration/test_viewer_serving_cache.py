@@ -354,3 +354,42 @@ def test_an_answer_with_session_items_expires_when_the_session_would_change(
         after = get()
         assert after.headers["x-vidflow-cache"] == "miss"
         assert world.names(after.json()) == ["a1", "a2", "a3"]
+
+
+def test_the_triggers_name_the_viewer_whose_rows_changed(stack: Settings, world: World) -> None:
+    """A viewer's own rows (here recommendations) notify that viewer only;
+    a processed video's card notifies everyone."""
+    import psycopg
+
+    from vidflow.viewer.invalidation import CHANNEL
+    from vidflow.viewer.readpool import serving_conninfo
+
+    viewer, creator = uuid.uuid4(), uuid.uuid4()
+    video = uuid.uuid4()
+    with psycopg.connect(serving_conninfo(stack), autocommit=True) as listener:
+        listener.execute(f"LISTEN {CHANNEL}")
+        engine = get_engine(stack)
+        try:
+            with engine.begin() as conn:
+                conn.execute(insert(Recommendation), _recs(viewer, world.v, ("a1",)))
+            with engine.begin() as conn:
+                conn.execute(
+                    insert(Video),
+                    [
+                        {
+                            "video_id": video,
+                            "user_id": creator,
+                            "title": "trigger test",
+                            "status": "processed",
+                            "thumbnail_urls": {},
+                        }
+                    ],
+                )
+            payloads = {n.payload for n in listener.notifies(timeout=2)}
+        finally:
+            with engine.begin() as conn:
+                conn.execute(delete(Recommendation).where(Recommendation.user_id == viewer))
+                conn.execute(delete(Video).where(Video.video_id == video))
+    # One notification per distinct payload and transaction: the viewer's, then the card's.
+    assert f"v:{viewer}" in payloads
+    assert any(p.startswith("*:videos") for p in payloads), payloads  # names the partition

@@ -162,6 +162,7 @@ def test_a_zero_ttl_turns_the_cache_off() -> None:
     ("payload", "alice_fresh", "bob_fresh"),
     [
         (f"v:{ALICE}", False, True),
+        ("*:related_videos", False, False),
         ("*", False, False),
         ("v:not-a-uuid", False, False),  # unexpected: everything goes
         ("something else", False, False),
