@@ -81,7 +81,7 @@ MODERATE_RATE = 250
 EVENTS_PER_READ = 0.1
 SEED = 13
 #: Reads per second while warming the API up.
-WARM_RATE = 500
+WARM_RATE = 250
 
 
 @dataclass(frozen=True)
