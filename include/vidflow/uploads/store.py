@@ -101,8 +101,15 @@ class MultipartStore:
     # --- multipart -------------------------------------------------------------------
 
     def create(self, key: str) -> str:
+        # FULL_OBJECT: every part still carries a CRC32 that S3 verifies, and the object
+        # gets the CRC32 of all its bytes; unlike COMPOSITE (the default for CRC32), the
+        # completion need not repeat each part's checksum, which ListParts of some S3
+        # servers (SeaweedFS, moto) does not report and SeaweedFS then insists on.
         response = self.client.create_multipart_upload(
-            Bucket=self.bucket, Key=key, ChecksumAlgorithm=CHECKSUM_ALGORITHM
+            Bucket=self.bucket,
+            Key=key,
+            ChecksumAlgorithm=CHECKSUM_ALGORITHM,
+            ChecksumType="FULL_OBJECT",
         )
         return response["UploadId"]
 
