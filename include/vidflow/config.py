@@ -99,6 +99,12 @@ class Settings(BaseSettings):
         description="Size at which SeaweedFS closes a volume file and starts another (small "
         "volumes keep a local store's disk and memory small).",
     )
+    seaweedfs_memory_limit_mb: int = Field(
+        512,
+        ge=0,
+        description="Soft memory limit of the local SeaweedFS process (Go's GOMEMLIMIT): its "
+        "garbage collector works harder above it instead of growing. 0 means no limit.",
+    )
     bucket_originals: str = Field("vidflow-originals", description="Bucket of uploaded sources.")
     bucket_media: str = Field("vidflow-media", description="Bucket of packaged streams.")
     bucket_cdn_logs: str = Field("vidflow-cdn-logs", description="Bucket of CDN access logs.")

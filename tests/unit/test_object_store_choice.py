@@ -128,3 +128,26 @@ def test_presigned_urls_are_sigv4(weed: Settings) -> None:
     assert query["X-Amz-Expires"] == ["600"]
     assert query["X-Amz-Credential"][0].startswith("localAKID/")
     assert "Signature" not in query and "AWSAccessKeyId" not in query
+
+
+def test_the_wrapper_prepares_then_execs_weed_under_a_memory_limit(
+    weed: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    execs: list[tuple[str, list[str], dict[str, str]]] = []
+
+    class Exec(Exception):
+        pass
+
+    def fake_execve(path: str, argv: list[str], env: dict[str, str]) -> None:
+        execs.append((path, argv, env))
+        raise Exec
+
+    monkeypatch.setattr(seaweedfs, "get_settings", lambda: weed)
+    monkeypatch.setattr(seaweedfs.os, "execve", fake_execve)
+    command = seaweedfs.weed_command(weed)
+    with pytest.raises(Exec):
+        seaweedfs.main(command)
+    [(path, argv, env)] = execs
+    assert path == str(tmp_path / "bin" / "weed") and argv == command
+    assert env["GOMEMLIMIT"] == "512MiB"
+    assert seaweedfs.s3_config_path(weed).exists()  # written before weed starts

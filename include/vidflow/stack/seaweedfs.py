@@ -114,9 +114,13 @@ def main(argv: list[str]) -> int:
             f"SeaweedFS (weed) not found at {argv[0]}: run `make setup` (it needs Go), or set "
             "VIDFLOW_OBJECT_STORE=moto"
         )
-    prepare(get_settings())
+    settings = get_settings()
+    prepare(settings)
+    env = dict(os.environ)
+    if settings.seaweedfs_memory_limit_mb:
+        env["GOMEMLIMIT"] = f"{settings.seaweedfs_memory_limit_mb}MiB"
     sys.stdout.flush()
-    os.execv(argv[0], argv)  # noqa: S606 - argument list, no shell
+    os.execve(argv[0], argv, env)  # noqa: S606 - argument list, no shell
 
 
 if __name__ == "__main__":
