@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
 import boto3
@@ -39,8 +40,11 @@ class PartRejected(Exception):
 
 
 #: Every part carries a CRC32 that S3 checks on arrival (as boto3's own upload_file does);
-#: the object gets a composite checksum.
+#: the object gets the CRC32 of all its bytes (FULL_OBJECT, see MultipartStore.create).
 CHECKSUM_ALGORITHM: Final = "CRC32"
+#: The ETag :meth:`MultipartStore.list_parts` reports for a part S3 holds in several
+#: copies written in the same second: it matches no upload, so the part counts as changed.
+AMBIGUOUS_ETAG: Final = '"ambiguous: several copies of this part"'
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,12 @@ class MultipartStore:
         self, key: str, multipart_id: str, after: int = 0
     ) -> dict[int, tuple[StoredPart, str | None]]:
         parts: dict[int, tuple[StoredPart, str | None]] = {}
+        #: When each listed part was written. S3 replaces a part uploaded again under its
+        #: number; SeaweedFS keeps every copy and lists them all (completion takes the
+        #: copy whose ETag it names). The newest copy is the one S3 would hold; copies
+        #: written in the same second cannot be told apart, so the part counts as
+        #: changed (an ETag no upload has) and the caller rolls back before it.
+        written: dict[int, datetime] = {}
         marker = after
         while True:
             try:
@@ -156,7 +166,14 @@ class MultipartStore:
             for part in response.get("Parts", []):
                 number = part["PartNumber"]
                 stored = StoredPart(number, part["Size"], part["ETag"])
+                modified = part["LastModified"]
+                if number in parts:
+                    if modified < written[number]:
+                        continue
+                    if modified == written[number] and parts[number][0] != stored:
+                        stored = StoredPart(number, part["Size"], AMBIGUOUS_ETAG)
                 parts[number] = (stored, part.get("ChecksumCRC32"))
+                written[number] = modified
             if not response.get("IsTruncated"):
                 return parts
             marker = int(response["NextPartNumberMarker"])
