@@ -85,6 +85,8 @@ def test_weed_binds_loopback_keeps_data_in_the_state_dir_and_reports_nothing(
     assert ports.isdisjoint(others) and {p + 10000 for p in ports}.isdisjoint(others)
     # The Iceberg and Lance listeners (on by default) are off.
     assert flags["-s3.port.iceberg"] == flags["-s3.port.lance"] == "0"
+    # A write into a missing bucket is an error, not a new bucket (weed's default).
+    assert flags["-s3.autoCreateBucket"] == "false"
 
 
 def test_the_identity_file_holds_the_platform_key_and_is_private(weed: Settings) -> None:

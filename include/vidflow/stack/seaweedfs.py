@@ -90,6 +90,9 @@ def weed_command(settings: Settings) -> list[str]:
         "-s3",
         f"-s3.port={settings.seaweedfs_s3_port}",
         f"-s3.config={s3_config_path(settings)}",
+        # A write to a bucket that does not exist fails (NoSuchBucket), as on S3; weed
+        # would create it for an admin identity.
+        "-s3.autoCreateBucket=false",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
     ]
