@@ -123,33 +123,61 @@ FROM read_csv('{src}/*.gz', columns={{'line': 'VARCHAR'}}, delim=chr(1), header=
               quote='', escape='', filename=true, auto_detect=false)
 WHERE NOT starts_with(line, '#') AND trim(line) <> '';
 
-CREATE OR REPLACE TEMP TABLE checked AS
-SELECT p, source_key,
-       try_strptime(p[1] || ' ' || p[2], '%Y-%m-%d %H:%M:%S') AS ts,
-       len(p) = 33 AS n_ok
-FROM lines;
-
+-- Every rule of vidflow.cdn.bronze.request_rules and every column of cdn_requests, so
+-- both engines do the same work (fields are 1-based here).
 CREATE OR REPLACE TEMP TABLE requests AS
-SELECT * EXCLUDE (rn) FROM (
-  SELECT p[15] AS request_id, ts AS request_ts, p[3] AS region,
-         url_decode(replace(p[8], '+', '%2B')) AS uri_stem,
-         CASE WHEN ends_with(p[8], '/master.m3u8') THEN 'master'
-              WHEN ends_with(p[8], '.m3u8') THEN 'playlist'
-              WHEN ends_with(p[8], '/init.mp4') THEN 'init'
-              WHEN ends_with(p[8], '.m4s') THEN 'segment' ELSE 'other' END AS object_kind,
-         nullif(lower(regexp_extract(p[8], '{media}', 1)), '') AS video_id,
+WITH checked AS (
+  SELECT p, source_key,
+         try_strptime(p[1] || ' ' || p[2], '%Y-%m-%d %H:%M:%S') AS ts,
+         url_decode(replace(p[8], '+', '%2B')) AS stem
+  FROM lines
+  WHERE len(p) = 33
+), good AS (
+  SELECT * FROM checked
+  WHERE ts IS NOT NULL
+    AND TRY_CAST(p[4] AS BIGINT) >= 0 AND TRY_CAST(p[9] AS BIGINT) >= 0
+    AND TRY_CAST(p[18] AS BIGINT) >= 0 AND TRY_CAST(p[27] AS BIGINT) >= 0
+    AND (p[26] = '-' OR TRY_CAST(p[26] AS BIGINT) >= 0)
+    AND (p[31] = '-' OR TRY_CAST(p[31] AS BIGINT) >= 0)
+    AND (p[32] = '-' OR TRY_CAST(p[32] AS BIGINT) >= 0)
+    AND (p[33] = '-' OR TRY_CAST(p[33] AS BIGINT) >= 0)
+    AND TRY_CAST(p[19] AS DOUBLE) >= 0 AND TRY_CAST(p[28] AS DOUBLE) >= 0
+    AND p[3] <> '-' AND p[5] <> '-' AND p[6] <> '-' AND p[7] <> '-' AND p[8] <> '-'
+    AND p[14] <> '-' AND p[15] <> '-' AND p[17] <> '-' AND p[23] <> '-' AND p[24] <> '-'
+    AND p[29] <> '-'
+    AND p[3] IN ('us-east', 'eu-west', 'ap-south', 'sa-east')
+    AND p[14] IN ('Hit', 'RefreshHit', 'Miss', 'Error', 'LimitExceeded', 'CapacityExceeded')
+), typed AS (
+  SELECT p[15] AS request_id, ts AS request_ts, ts::DATE AS request_date,
+         date_trunc('hour', ts) AS request_hour, p[3] AS region, stem AS uri_stem,
+         CASE WHEN p[12] = '-' THEN NULL ELSE url_decode(replace(p[12], '+', '%2B')) END
+           AS uri_query,
+         CASE WHEN ends_with(stem, '/master.m3u8') THEN 'master'
+              WHEN ends_with(stem, '.m3u8') THEN 'playlist'
+              WHEN ends_with(stem, '/init.mp4') THEN 'init'
+              WHEN ends_with(stem, '.m4s') THEN 'segment' ELSE 'other' END AS object_kind,
+         nullif(lower(regexp_extract(stem, '{media}', 1)), '') AS video_id,
+         nullif(regexp_extract(stem, '{media}', 3), '') AS rendition,
+         TRY_CAST(nullif(regexp_extract(stem, '{media}', 4), '') AS INTEGER) AS segment,
          TRY_CAST(p[9] AS INTEGER) AS sc_status, TRY_CAST(p[4] AS BIGINT) AS sc_bytes,
          coalesce(TRY_CAST(nullif(p[31], '-') AS BIGINT), TRY_CAST(p[4] AS BIGINT))
            AS object_bytes,
-         p[14] AS result_type,
-         row_number() OVER (PARTITION BY p[15] ORDER BY source_key) AS rn
-  FROM checked
-  WHERE n_ok AND ts IS NOT NULL
-    AND TRY_CAST(p[4] AS BIGINT) >= 0 AND TRY_CAST(p[9] AS BIGINT) >= 0
-    AND TRY_CAST(p[18] AS BIGINT) >= 0 AND TRY_CAST(p[27] AS BIGINT) >= 0
-    AND TRY_CAST(p[19] AS DOUBLE) >= 0 AND TRY_CAST(p[28] AS DOUBLE) >= 0
-    AND p[3] IN ('us-east', 'eu-west', 'ap-south', 'sa-east')
-    AND p[14] IN ('Hit', 'RefreshHit', 'Miss', 'Error', 'LimitExceeded', 'CapacityExceeded')
+         p[14] AS result_type, p[23] AS response_result_type, p[29] AS detailed_result_type,
+         p[5] AS c_ip,
+         CASE WHEN p[11] = '-' THEN NULL ELSE url_decode(replace(p[11], '+', '%2B')) END
+           AS user_agent,
+         TRY_CAST(p[19] AS DOUBLE) AS time_taken, TRY_CAST(p[28] AS DOUBLE) AS time_to_first_byte,
+         CASE WHEN p[30] = '-' THEN NULL ELSE url_decode(replace(p[30], '+', '%2B')) END
+           AS content_type,
+         TRY_CAST(nullif(p[32], '-') AS BIGINT) AS range_start,
+         TRY_CAST(nullif(p[33], '-') AS BIGINT) AS range_end,
+         source_key,
+         try_strptime(regexp_extract(source_key, '{object_name}', 2), '%Y-%m-%d-%H') AS file_hour
+  FROM good
+)
+SELECT * EXCLUDE (rn) FROM (
+  SELECT *, row_number() OVER (PARTITION BY request_id ORDER BY file_hour, source_key) AS rn
+  FROM typed
 ) WHERE rn = 1;
 
 COPY requests TO '{out}/duckdb_requests.parquet' (FORMAT parquet);
@@ -174,13 +202,14 @@ COPY (
 def duckdb_pass(source: Path, out: Path, as_of: datetime) -> dict[str, int]:
     import duckdb
 
-    from vidflow.cdn.bronze import MEDIA_PATH_JAVA
+    from vidflow.cdn.bronze import MEDIA_PATH_JAVA, OBJECT_NAME_JAVA
 
-    con = duckdb.connect()
+    con = duckdb.connect(config={"threads": 2})
     sql = DUCKDB_SQL.format(
         src=source,
         out=out,
         media=MEDIA_PATH_JAVA.replace("'", "''"),
+        object_name=OBJECT_NAME_JAVA.replace("'", "''"),
         as_of=as_of.strftime("%Y-%m-%d %H:%M:%S"),
         hl_seconds=HALF_LIFE * 3600.0,
     )
