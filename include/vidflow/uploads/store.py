@@ -42,9 +42,6 @@ class PartRejected(Exception):
 #: Every part carries a CRC32 that S3 checks on arrival (as boto3's own upload_file does);
 #: the object gets the CRC32 of all its bytes (FULL_OBJECT, see MultipartStore.create).
 CHECKSUM_ALGORITHM: Final = "CRC32"
-#: The ETag :meth:`MultipartStore.list_parts` reports for a part S3 holds in several
-#: copies written in the same second: it matches no upload, so the part counts as changed.
-AMBIGUOUS_ETAG: Final = '"ambiguous: several copies of this part"'
 
 
 @dataclass(frozen=True)
@@ -52,6 +49,26 @@ class StoredPart:
     number: int
     size: int
     etag: str
+
+
+@dataclass(frozen=True, eq=False)
+class SameSecondCopies(StoredPart):
+    """Copies of one part number that SeaweedFS holds side by side, all written in the
+    newest second (S3 replaces a part uploaded again; SeaweedFS keeps every copy, dates
+    them to the second, and completion takes the copy whose ETag it names). Equal to a
+    part with the size and ETag of any of them."""
+
+    copies: frozenset[tuple[int, str]] = frozenset()
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, StoredPart)
+            and other.number == self.number
+            and (other.size, other.etag) in self.copies
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.number, self.copies))
 
 
 def upload_s3_client(settings: Settings) -> S3Client:
@@ -148,10 +165,9 @@ class MultipartStore:
     ) -> dict[int, tuple[StoredPart, str | None]]:
         parts: dict[int, tuple[StoredPart, str | None]] = {}
         #: When each listed part was written. S3 replaces a part uploaded again under its
-        #: number; SeaweedFS keeps every copy and lists them all (completion takes the
-        #: copy whose ETag it names). The newest copy is the one S3 would hold; copies
-        #: written in the same second cannot be told apart, so the part counts as
-        #: changed (an ETag no upload has) and the caller rolls back before it.
+        #: number; SeaweedFS keeps every copy and lists them all. The newest copy is the
+        #: one S3 would hold; copies of the same (newest) second cannot be told apart and
+        #: count as any of them (:class:`SameSecondCopies`).
         written: dict[int, datetime] = {}
         marker = after
         while True:
@@ -170,8 +186,16 @@ class MultipartStore:
                 if number in parts:
                     if modified < written[number]:
                         continue
-                    if modified == written[number] and parts[number][0] != stored:
-                        stored = StoredPart(number, part["Size"], AMBIGUOUS_ETAG)
+                    if modified == written[number]:
+                        seen = parts[number][0]
+                        copies = (
+                            seen.copies
+                            if isinstance(seen, SameSecondCopies)
+                            else frozenset({(seen.size, seen.etag)})
+                        )
+                        stored = SameSecondCopies(
+                            number, stored.size, stored.etag, copies | {(stored.size, stored.etag)}
+                        )
                 parts[number] = (stored, part.get("ChecksumCRC32"))
                 written[number] = modified
             if not response.get("IsTruncated"):
