@@ -336,7 +336,7 @@ def run_duckdb(files: list[str], dates: list[date], out: Path) -> tuple[float, A
     import duckdb
 
     sessions, video, user, likers = _duckdb_sql(dates)
-    con = duckdb.connect()
+    con = duckdb.connect(config={"threads": 2})  # Spark runs local[2]
     con.execute("SET TimeZone = 'UTC'")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
