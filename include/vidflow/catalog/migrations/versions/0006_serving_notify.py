@@ -11,9 +11,10 @@ per distinct payload per transaction.
   its partitions, as the publishers write to partitions directly and a statement trigger
   fires only for the table a statement names; a re-partitioning migration must add them
   to new partitions.
-* ``videos``: a row trigger notifies ``*:videos`` only when a *processed* video is
-  written (it becomes, stops being or is edited as a playable card); uploads and
-  processing steps of other videos, and the view/like counts, leave answers alone.
+* ``videos``: a row trigger notifies ``*:videos`` only when a *processed* video's card
+  really changes (it becomes, stops being or is edited as a playable card); uploads and
+  processing steps of other videos, rewrites of the same values and the view/like counts
+  leave answers alone.
 
 Revision ID: 0006
 Revises: 0005
@@ -42,11 +43,19 @@ SHARED_TABLES = {
 }
 #: trigger name suffix -> (events, condition) of the videos row triggers
 CARD_COLUMNS = "status, title, duration_seconds, thumbnail_urls"
+
+
+def _old_new(row: str) -> str:
+    return ", ".join(f"{row}.{column.strip()}" for column in CARD_COLUMNS.split(","))
+
+
 VIDEO_TRIGGERS = {
     "insert": ("INSERT", "NEW.status = 'processed'"),
+    # Only a real change: writers often set a column to the value it has.
     "update": (
         f"UPDATE OF {CARD_COLUMNS}",
-        "OLD.status = 'processed' OR NEW.status = 'processed'",
+        "(OLD.status = 'processed' OR NEW.status = 'processed') AND "
+        f"({_old_new('OLD')}) IS DISTINCT FROM ({_old_new('NEW')})",
     ),
     "delete": ("DELETE", "OLD.status = 'processed'"),
 }
