@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     aws_secret_access_key: SecretStr = Field(SecretStr(""), description="Secret key.")
     s3_moto_port: int = Field(4566, description="Port of the local S3+SQS endpoint (moto).")
     object_store: Literal["seaweedfs", "moto"] = Field(
-        "moto",
+        "seaweedfs",
         description="Local S3 server when aws_endpoint_url is unset: seaweedfs (persistent, "
         "data under state_dir/seaweedfs, built by `make setup`) or moto (in memory: `make "
         "down` forgets every object). The local queue stays on moto either way.",

@@ -33,7 +33,7 @@ def test_one_edge_per_region_in_front_of_one_shield_in_front_of_the_bucket() -> 
         ("edge-sa-east", 8104),
     ]
     assert {t.upstream for t in edges(settings)} == {"http://127.0.0.1:8100"}
-    assert shield(settings).upstream == "http://127.0.0.1:4566/vidflow-media"
+    assert shield(settings).upstream == "http://127.0.0.1:8333/vidflow-media"  # SeaweedFS
     assert edges(settings)[0].distribution == "vidflow-us-east"
     assert find_tier(settings, "cdn-edge-sa-east").region == "sa-east"
     with pytest.raises(KeyError, match="known: shield, edge-us-east"):
@@ -74,8 +74,8 @@ def test_the_shield_caches_more_fetches_the_bucket_and_writes_no_access_log() ->
     conf = render_conf(settings, shield(settings))
     assert "listen 127.0.0.1:8100;" in conf
     assert "max_size=1g" in conf
-    assert "server 127.0.0.1:4566;" in conf
-    assert "proxy_set_header Host 127.0.0.1:4566;" in conf
+    assert "server 127.0.0.1:8333;" in conf
+    assert "proxy_set_header Host 127.0.0.1:8333;" in conf
     assert "rewrite ^(.*)$ /vidflow-media$1? break;" in conf
     assert "add_header X-Cache-Shield $upstream_cache_status always;" in conf
     assert "access_log off;" in conf and "vidflow_cloudfront_raw" not in conf

@@ -47,7 +47,7 @@ def test_every_service_binds_to_loopback(local: Settings) -> None:
 def test_connections_carry_the_endpoint_and_spark_master() -> None:
     conns = airflow_connections(Settings(spark_master="spark://spark-master:7077"))
     aws = json.loads(conns["AIRFLOW_CONN_AWS_DEFAULT"])
-    assert aws["extra"]["endpoint_url"] == "http://127.0.0.1:4566"  # the local default
+    assert aws["extra"]["endpoint_url"] == "http://127.0.0.1:8333"  # the local default
     spark = json.loads(conns["AIRFLOW_CONN_SPARK_DEFAULT"])
     assert (spark["host"], spark["port"]) == ("spark://spark-master", 7077)
     local = json.loads(airflow_connections(Settings())["AIRFLOW_CONN_SPARK_DEFAULT"])
@@ -129,7 +129,8 @@ def test_remote_stores_are_not_started_locally() -> None:
 
 
 def test_endpoint_follows_the_local_port_unless_set() -> None:
-    assert Settings(s3_moto_port=4577).endpoint_url == "http://127.0.0.1:4577"
+    assert Settings(seaweedfs_s3_port=8433).endpoint_url == "http://127.0.0.1:8433"
+    assert Settings(object_store="moto", s3_moto_port=4577).endpoint_url == "http://127.0.0.1:4577"
     assert Settings(aws_endpoint_url="").endpoint_url is None
     assert Settings(aws_endpoint_url="http://minio:9000").endpoint_url == "http://minio:9000"
 
@@ -143,5 +144,7 @@ def test_queue_endpoint_defaults_to_the_s3_endpoint_and_can_differ() -> None:
     assert aws["extra"]["service_config"] == {"sqs": {"endpoint_url": "http://sqs:9324"}}
     assert (
         "service_config"
-        not in json.loads(airflow_connections(Settings())["AIRFLOW_CONN_AWS_DEFAULT"])["extra"]
+        not in json.loads(
+            airflow_connections(Settings(object_store="moto"))["AIRFLOW_CONN_AWS_DEFAULT"]
+        )["extra"]
     )

@@ -46,7 +46,7 @@ def test_region_url_swaps_the_media_base_for_the_regions_edge(
 
 def test_region_url_without_a_cdn_maps_the_bucket_url_on_the_endpoint() -> None:
     settings = Settings(cdn_edge_urls="sa-east=http://127.0.0.1:8104")
-    stored = "http://127.0.0.1:4566/vidflow-media/media/videos/abc/v1/manifest.mpd"
+    stored = "http://127.0.0.1:8333/vidflow-media/media/videos/abc/v1/manifest.mpd"
     assert (
         region_url(stored, region="sa-east", settings=settings)
         == "http://127.0.0.1:8104/media/videos/abc/v1/manifest.mpd"
