@@ -1,7 +1,8 @@
 """Object storage (S3 API) and the processing queue (SQS API).
 
 Clients are built from settings only, so the same code talks to the local object store
-(SeaweedFS or moto), the local queue (moto), MinIO or AWS. Object keys are made from ids and never from user-supplied names.
+(SeaweedFS or moto), the local queue (moto), MinIO or AWS. Object keys are made from ids
+and never from user-supplied names.
 """
 
 from __future__ import annotations
