@@ -163,10 +163,11 @@ class Settings(BaseSettings):
         "rendition (a ladder has at most 9 rungs, plus audio).",
     )
     transcode_executor: Literal["local", "celery"] = Field(
-        "local",
-        description="Executor of the transcode tasks: local (the LocalExecutor, like every "
-        "other task) or celery (the CeleryExecutor next to it: a Celery worker of the local "
-        "stack consumes the `transcode` queue, Redis is the broker, as at scale).",
+        "celery",
+        description="Executor of the transcode tasks: celery (the CeleryExecutor next to the "
+        "LocalExecutor of every other task: a Celery worker of the local stack consumes the "
+        "`transcode` queue, Redis is the broker, as at scale) or local (the LocalExecutor; "
+        "the stack then runs no Redis and no worker).",
     )
     redis_port: int = Field(
         6380, description="Port of the local Redis, the Celery broker (transcode_executor=celery)."

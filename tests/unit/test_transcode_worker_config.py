@@ -1,7 +1,7 @@
 """The transcode queue on a Celery worker (``VIDFLOW_TRANSCODE_EXECUTOR=celery``): Airflow
 runs the LocalExecutor and the CeleryExecutor side by side, the local stack gains Redis and
 a worker of the `transcode` queue, and the DAG sends exactly its transcode tasks there.
-The default (local) leaves the stack as it was. The integration test
+It is the default; with ``local`` the stack runs neither Redis nor the worker. The integration test
 tests/integration/test_transcode_worker.py runs the real worker."""
 
 from __future__ import annotations
@@ -28,9 +28,15 @@ def by_name(settings: Settings) -> dict[str, Service]:
     return {svc.name: svc for svc in services(settings)}
 
 
-def test_local_default_runs_no_broker_and_no_worker() -> None:
+def test_transcodes_run_on_celery_by_default() -> None:
     settings = Settings()
-    assert settings.transcode_executor == "local"
+    assert settings.transcode_executor == "celery"
+    assert airflow_env(settings)["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor,CeleryExecutor"
+    assert {"redis", "airflow-worker-transcode"} <= set(by_name(settings))
+
+
+def test_local_transcodes_run_no_broker_and_no_worker() -> None:
+    settings = Settings(transcode_executor="local")
     env = airflow_env(settings)
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     assert not any(key.startswith("AIRFLOW__CELERY__") for key in env)
