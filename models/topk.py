@@ -19,9 +19,14 @@ the matrix product on its own; ``argpartition`` costs 8x.
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 import numpy.typing as npt
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -38,19 +43,29 @@ def chunked_top_k(scores: FloatArray, k: int, n_chunks: int | None = None) -> In
     """Column indexes of the k best scores per row, best first; ties: lower index first
     (the order of ``np.lexsort`` on (index, -score)). ``1 <= k <= columns``."""
     rows, cols = scores.shape
-    if not 0 < k <= cols:
-        raise ValueError(f"k must be in 1..{cols}, got {k}")
-    n_chunks = n_chunks or default_chunks(k, cols)
-    if n_chunks < k or n_chunks > cols:
-        raise ValueError(f"n_chunks must be in {k}..{cols}, got {n_chunks}")
+    n_chunks = _checked_chunks(k, cols, n_chunks)
     best = np.empty((rows, k), dtype=np.int64)
     if rows == 0:
         return best
     nan_rows = np.zeros(rows, dtype=np.bool_)
     _top_k_rows(np.ascontiguousarray(scores, dtype=np.float32), k, n_chunks, best, nan_rows)
-    if nan_rows.any():
-        raise ValueError(f"scores contain NaN (rows {np.flatnonzero(nan_rows)[:5].tolist()})")
+    _refuse_nan(nan_rows)
     return best
+
+
+def _checked_chunks(k: int, cols: int, n_chunks: int | None) -> int:
+    if not 0 < k <= cols:
+        raise ValueError(f"k must be in 1..{cols}, got {k}")
+    n_chunks = n_chunks or default_chunks(k, cols)
+    if n_chunks < k or n_chunks > cols:
+        raise ValueError(f"n_chunks must be in {k}..{cols}, got {n_chunks}")
+    return n_chunks
+
+
+def _refuse_nan(nan_rows: npt.NDArray[np.bool_], first_row: int = 0) -> None:
+    if nan_rows.any():
+        rows = (np.flatnonzero(nan_rows)[:5] + first_row).tolist()
+        raise ValueError(f"scores contain NaN (rows {rows})")
 
 
 def blocked_top_k(
@@ -59,18 +74,39 @@ def blocked_top_k(
     k: int,
     block: int = 2048,
     bias: FloatArray | None = None,
+    threads: int | None = None,
 ) -> IntArray:
     """Top-k columns of ``left @ right_t (+ bias)`` per row, one block of rows at a
-    time, so the full score matrix is never held: the batch-scoring kernel."""
-    out = np.empty((left.shape[0], k), dtype=np.int64)
-    buffer = np.empty((min(block, left.shape[0]), right_t.shape[1]), dtype=np.float32)
-    for start in range(0, left.shape[0], block):
+    time, so the full score matrix is never held: the batch-scoring kernel.
+
+    ``threads`` workers (default: one per CPU) each take whole blocks, product and
+    top-k, with BLAS held to one thread: one block's selection overlaps another's
+    product, where a multi-threaded product followed by a multi-threaded selection
+    leaves BLAS's idle threads spinning against the selection's."""
+    rows, cols = left.shape[0], right_t.shape[1]
+    n_chunks = _checked_chunks(k, cols, None)
+    out = np.empty((rows, k), dtype=np.int64)
+    nan_rows = np.zeros(rows, dtype=np.bool_)
+    local = threading.local()
+
+    def one(start: int) -> None:
         part = left[start : start + block]
+        buffer = getattr(local, "buffer", None)
+        if buffer is None:
+            buffer = local.buffer = np.empty((min(block, rows), cols), dtype=np.float32)
         scores = buffer[: len(part)]
         np.matmul(part, right_t, out=scores)
         if bias is not None:
             scores += bias
-        out[start : start + len(part)] = chunked_top_k(scores, k)
+        end = start + len(part)
+        _top_k_rows_serial(scores, k, n_chunks, out[start:end], nan_rows[start:end])
+
+    starts = range(0, rows, block)
+    workers = max(1, min(threads or os.cpu_count() or 1, len(starts)))
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        for done in pool.map(one, starts):
+            del done
+    _refuse_nan(nan_rows)
     return out
 
 
@@ -104,47 +140,64 @@ def _kth_largest(values: FloatArray, k: int) -> float:
 def _top_k_rows(
     scores: FloatArray, k: int, n_chunks: int, out: IntArray, nan_rows: npt.NDArray[np.bool_]
 ) -> None:
-    rows, cols = scores.shape
+    """Every row on numba's threads."""
+    for i in numba.prange(scores.shape[0]):
+        nan_rows[i] = _top_k_row(scores[i], k, n_chunks, out[i])
+
+
+@numba.njit(cache=True, nogil=True)
+def _top_k_rows_serial(
+    scores: FloatArray, k: int, n_chunks: int, out: IntArray, nan_rows: npt.NDArray[np.bool_]
+) -> None:
+    """Every row on the calling thread (without the GIL): for callers that run their own
+    threads, as :func:`blocked_top_k` does."""
+    for i in range(scores.shape[0]):
+        nan_rows[i] = _top_k_row(scores[i], k, n_chunks, out[i])
+
+
+@numba.njit(cache=True, nogil=True)
+def _top_k_row(row: FloatArray, k: int, n_chunks: int, out: IntArray) -> bool:
+    """The k best columns of one row into ``out``; True (and ``out`` untouched) if the row
+    holds a NaN."""
+    cols = row.shape[0]
     per = cols // n_chunks
     whole = per * n_chunks
-    for i in numba.prange(rows):
-        row = scores[i]
-        maxima = row[:n_chunks].copy()
-        nan = 0
+    maxima = row[:n_chunks].copy()
+    nan = 0
+    for j in range(n_chunks):
+        nan += maxima[j] != maxima[j]
+    for s in range(1, per):
+        segment = row[s * n_chunks : (s + 1) * n_chunks]
         for j in range(n_chunks):
-            nan += maxima[j] != maxima[j]
-        for s in range(1, per):
-            segment = row[s * n_chunks : (s + 1) * n_chunks]
-            for j in range(n_chunks):
-                best, v = maxima[j], segment[j]
-                nan += v != v
-                maxima[j] = best if best >= v else v
-        for j in range(whole, cols):
-            nan += row[j] != row[j]
-        if nan:
-            nan_rows[i] = True
-            continue
-        bound = _kth_largest(maxima.copy(), k)
-        hot = np.empty(n_chunks, dtype=np.int64)
-        n_hot = 0
-        for j in range(n_chunks):
-            if maxima[j] >= bound:
-                hot[n_hot] = j
-                n_hot += 1
-        # the k best so far, best first (value descending, then column ascending): the
-        # candidates arrive in column order, so a strictly-greater insertion keeps ties
-        # by the lower column
-        top_v = np.full(k, -np.inf, dtype=np.float32)
-        top_c = np.full(k, cols, dtype=np.int64)
-        filled = 0
-        for s in range(per):
-            base = s * n_chunks
-            for h in range(n_hot):
-                c = base + hot[h]
-                filled = _keep(row[c], c, bound, top_v, top_c, filled)
-        for c in range(whole, cols):  # the last cols % n_chunks columns, in no chunk
+            best, v = maxima[j], segment[j]
+            nan += v != v
+            maxima[j] = best if best >= v else v
+    for j in range(whole, cols):
+        nan += row[j] != row[j]
+    if nan:
+        return True
+    bound = _kth_largest(maxima.copy(), k)
+    hot = np.empty(n_chunks, dtype=np.int64)
+    n_hot = 0
+    for j in range(n_chunks):
+        if maxima[j] >= bound:
+            hot[n_hot] = j
+            n_hot += 1
+    # the k best so far, best first (value descending, then column ascending): the
+    # candidates arrive in column order, so a strictly-greater insertion keeps ties
+    # by the lower column
+    top_v = np.full(k, -np.inf, dtype=np.float32)
+    top_c = np.full(k, cols, dtype=np.int64)
+    filled = 0
+    for s in range(per):
+        base = s * n_chunks
+        for h in range(n_hot):
+            c = base + hot[h]
             filled = _keep(row[c], c, bound, top_v, top_c, filled)
-        out[i] = top_c
+    for c in range(whole, cols):  # the last cols % n_chunks columns, in no chunk
+        filled = _keep(row[c], c, bound, top_v, top_c, filled)
+    out[:] = top_c
+    return False
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
