@@ -103,7 +103,13 @@ def test_encodes_run_on_the_transcode_worker_and_nothing_else_does(
         ), ti
         celery_id = celery_task_of(log, ti["id"])
         assert celery_id, f"the worker's log never executed {ti['id']}"
-        assert re.search(rf"Task execute_workload\[{celery_id}\] succeeded", log), celery_id
+        # Celery logs "succeeded" when the task process has exited, which can be after
+        # Airflow already recorded the task (and the run) as a success.
+        deadline = time.monotonic() + 60
+        while not re.search(rf"Task execute_workload\[{celery_id}\] succeeded", log):
+            assert time.monotonic() < deadline, f"the worker never finished {celery_id}"
+            time.sleep(1)
+            log = worker_log(celery_stack)
     for ti in others:
         # Every other task stays with the default executor, the LocalExecutor.
         assert ti["executor"] in (None, "", "LocalExecutor"), ti
