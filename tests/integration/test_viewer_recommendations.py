@@ -28,10 +28,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, insert, select, text
 
 from tests.integration.viewer_harness import (
-    ViewerProcess,
     bearer,
     events_bucket,
     make_event,
+    two_viewer_processes,
 )
 from vidflow.catalog.db import get_engine
 from vidflow.catalog.models import (
@@ -338,16 +338,8 @@ def test_recommendations_need_a_valid_token(client: TestClient, authorization: s
 def two_processes(
     stack: Settings, world: World, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, str]]:
-    with events_bucket(stack, os.urandom(4).hex()) as bucket:
-        logs = tmp_path_factory.mktemp("viewers")
-        services = [ViewerProcess(bucket, logs / f"viewer{i}.log") for i in (1, 2)]
-        try:
-            for service in services:
-                service.start()
-            yield services[0].base_url, services[1].base_url
-        finally:
-            for service in services:
-                service.stop()
+    with two_viewer_processes(stack, tmp_path_factory.mktemp("viewers")) as urls:
+        yield urls
 
 
 def test_an_event_posted_to_one_process_reranks_the_next_answer_of_another(

@@ -24,7 +24,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, insert, text
 
-from tests.integration.viewer_harness import ViewerProcess, bearer, events_bucket, make_event
+from tests.integration.viewer_harness import (
+    bearer,
+    make_event,
+    two_viewer_processes,
+)
 from vidflow.accounts.security import create_access_token
 from vidflow.catalog.db import get_engine
 from vidflow.catalog.models import Recommendation, RelatedVideo, SessionActivity, Video
@@ -120,16 +124,8 @@ def world(stack: Settings) -> Iterator[World]:
 def processes(
     stack: Settings, world: World, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, str]]:
-    with events_bucket(stack, os.urandom(4).hex()) as bucket:
-        logs = tmp_path_factory.mktemp("cache-viewers")
-        services = [ViewerProcess(bucket, logs / f"viewer{i}.log") for i in (1, 2)]
-        try:
-            for service in services:
-                service.start()
-            yield services[0].base_url, services[1].base_url
-        finally:
-            for service in services:
-                service.stop()
+    with two_viewer_processes(stack, tmp_path_factory.mktemp("cache-viewers")) as urls:
+        yield urls
 
 
 def read(base: str, headers: dict[str, str], limit: int = 3) -> httpx.Response:

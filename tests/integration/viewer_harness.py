@@ -107,6 +107,20 @@ def events_bucket(settings: Settings, token: str) -> Iterator[str]:
         s3.delete_bucket(Bucket=name)
 
 
+@contextlib.contextmanager
+def two_viewer_processes(settings: Settings, logs: Path) -> Iterator[tuple[str, str]]:
+    """Two viewer APIs of the test sharing one events bucket of its own: their base URLs."""
+    with events_bucket(settings, os.urandom(4).hex()) as bucket:
+        services = [ViewerProcess(bucket, logs / f"viewer{i}.log") for i in (1, 2)]
+        try:
+            for service in services:
+                service.start()
+            yield services[0].base_url, services[1].base_url
+        finally:
+            for service in services:
+                service.stop()
+
+
 def object_keys(settings: Settings, bucket: str) -> list[str]:
     s3 = s3_client(settings)
     keys: list[str] = []
