@@ -46,6 +46,7 @@ from models.ranker import (
     train_ranker,
 )
 from models.related import RelatedParams, related_videos
+from models.topk import map_row_blocks
 from models.training_data import IntArray, TrainingData, UserBatch, batch_for, engagement_of
 
 BATCH = 512
@@ -184,9 +185,16 @@ def candidates_for(
     frames = []
     lists: dict[str, dict[Any, list[str]]] = {name: {} for name in SOURCE_NAMES}
     ids = np.asarray(sources.data.item_ids)
-    for start in range(0, len(batch), BATCH):
+
+    def one(start: int, end: int) -> tuple[pd.DataFrame, dict[str, list[IntArray]]]:
+        part = slice(start, end)
+        return candidate_frame(sources, batch.take(part), user_ids[part], per_source)
+
+    # batches on one worker per CPU, each with its own products and selections
+    for start, (frame, source_lists) in zip(
+        range(0, len(batch), BATCH), map_row_blocks(len(batch), BATCH, one), strict=True
+    ):
         part = slice(start, start + BATCH)
-        frame, source_lists = candidate_frame(sources, batch.take(part), user_ids[part], per_source)
         frames.append(frame)
         for name, rows in source_lists.items():
             for user, row in zip(user_ids[part], rows, strict=True):

@@ -94,6 +94,16 @@ class LightFMSource:
 
     def scores(self, batch: UserBatch) -> FloatArray:
         users = np.maximum(batch.users, 0)
-        out = self.user_embeddings[users] @ self.item_embeddings.T + self.item_bias[None, :]
+        out = embedding_scores(self.user_embeddings[users], self.item_embeddings, self.item_bias)
         out[batch.users < 0] = self.item_bias  # a cold viewer gets the item prior
-        return np.asarray(out, dtype=np.float32)
+        return out
+
+
+def embedding_scores(
+    user_vectors: FloatArray, item_vectors: FloatArray, item_bias: FloatArray
+) -> FloatArray:
+    """``user_vectors @ item_vectors.T + item_bias`` as float32, in one output buffer
+    (the bias added in place): LightFM's prediction for every (user, item) pair."""
+    out: FloatArray = np.matmul(user_vectors, item_vectors.T).astype(np.float32, copy=False)
+    out += item_bias
+    return out

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +15,7 @@ from models.candidates.trending import Trending, TrendingParams, trending_lists
 from models.features import SOURCE_LABELS
 from models.pipeline import Recommender
 from models.related import RelatedParams, related_videos
-from models.topk import blocked_top_k, chunked_top_k
+from models.topk import blocked_top_k, chunked_top_k, in_block_worker, map_row_blocks
 from models.training_data import TrainingData
 
 
@@ -74,6 +76,36 @@ def test_blocked_top_k_equals_the_product_sorted() -> None:
     bias = rng.standard_normal(500).astype(np.float32)
     got = blocked_top_k(users, np.ascontiguousarray(items.T), 20, block=64, bias=bias)
     assert (got == reference_top_k(users @ items.T + bias, 20)).all()
+
+
+def test_map_row_blocks_covers_every_row_once_in_order_on_worker_threads() -> None:
+    seen: list[tuple[int, int, bool, str]] = []
+    lock = threading.Lock()
+
+    def one(start: int, end: int) -> tuple[int, int]:
+        with lock:
+            seen.append((start, end, in_block_worker(), threading.current_thread().name))
+        # a nested map runs inline on the same worker (no pool inside a pool)
+        inner = map_row_blocks(end - start, 3, lambda a, b: b - a)
+        assert sum(inner) == end - start
+        return start, end
+
+    got = map_row_blocks(23, 5, one, threads=2)
+    assert got == [(0, 5), (5, 10), (10, 15), (15, 20), (20, 23)]
+    assert sorted((s, e) for s, e, _, _ in seen) == got
+    assert all(worker for _, _, worker, _ in seen)
+    assert threading.current_thread().name not in {name for *_, name in seen}
+    assert not in_block_worker()  # the flag does not leak to the caller
+    assert map_row_blocks(0, 5, one) == []
+
+
+def test_chunked_top_k_on_a_block_worker_equals_the_parallel_kernel() -> None:
+    rng = np.random.default_rng(4)
+    scores = rng.standard_normal((200, 700)).astype(np.float32)
+    scores[::7, ::3] = -np.inf
+    on_workers = map_row_blocks(200, 64, lambda a, b: chunked_top_k(scores[a:b], 30))
+    assert (np.vstack(on_workers) == reference_top_k(scores, 30)).all()
+    assert (chunked_top_k(scores, 30) == reference_top_k(scores, 30)).all()
 
 
 def _catalog() -> pd.DataFrame:

@@ -33,6 +33,13 @@ def test_worse_model_is_challenger_even_with_zero_margin() -> None:
     assert decide_alias(0.25, 0.25, margin=0.0).alias == CHALLENGER  # a tie does not move
 
 
+def test_a_champion_that_cannot_be_loaded_is_replaced_and_the_reason_says_why() -> None:
+    why = "the champion, version 3, cannot be loaded (no MLmodel)"
+    decision = decide_alias(0.10, None, margin=0.5, champion_unusable=why)
+    assert decision.alias == CHAMPION
+    assert decision.reason.startswith(why) and "0.1000" in decision.reason
+
+
 def test_bad_gate_input_is_refused() -> None:
     with pytest.raises(ValueError, match="margin"):
         decide_alias(0.3, 0.2, margin=-0.1)

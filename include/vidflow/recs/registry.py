@@ -30,15 +30,25 @@ class AliasDecision:
 
 
 def decide_alias(
-    candidate: float, champion: float | None, margin: float, metric: str = "ndcg@10"
+    candidate: float,
+    champion: float | None,
+    margin: float,
+    metric: str = "ndcg@10",
+    champion_unusable: str | None = None,
 ) -> AliasDecision:
     """Promote when there is no champion, or when the candidate's ``metric`` on the
-    shared holdout exceeds the champion's by MORE than ``margin`` (absolute points)."""
+    shared holdout exceeds the champion's by MORE than ``margin`` (absolute points).
+    ``champion_unusable``: why the current champion could not be evaluated (its model
+    cannot be loaded): serving cannot load it either, so the candidate replaces it."""
     if margin < 0:
         raise ValueError(f"margin must be >= 0, got {margin}")
     for name, value in (("candidate", candidate), ("champion", champion)):
         if value is not None and not (0.0 <= value <= 1.0):
             raise ValueError(f"{name} {metric} {value} is not in [0, 1]")
+    if champion_unusable is not None:
+        return AliasDecision(
+            CHAMPION, f"{champion_unusable}; replaced by this version ({metric} {candidate:.4f})"
+        )
     if champion is None:
         return AliasDecision(CHAMPION, f"no champion yet: {metric} {candidate:.4f}")
     gain = candidate - champion

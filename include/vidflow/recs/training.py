@@ -228,6 +228,7 @@ def train_and_log(
     ensure_models_importable()
     import mlflow
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
     from mlflow.models import infer_signature
 
     from models import datasets
@@ -297,10 +298,19 @@ def train_and_log(
         run_id = run.info.run_id
     version = str(info.registered_model_version)
     ndcg = float(metrics["ndcg@10"])
-    champion_ndcg = None if champion is None else champion_ndcg_on(champion, split)
+    champion_ndcg, unusable = None, None
+    if champion is not None:
+        try:
+            champion_ndcg = champion_ndcg_on(champion, split)
+        except MlflowException as exc:  # e.g. its artifacts were lost with an object store
+            unusable = (
+                f"the champion, version {champion.version}, cannot be loaded "
+                f"({str(exc.message)[:200]})"
+            )
+            log.warning("%s", unusable)
     if champion_ndcg is not None:
         client.log_metric(run_id, "champion_ndcg_at_10", champion_ndcg)
-    decision = decide_alias(ndcg, champion_ndcg, params.margin)
+    decision = decide_alias(ndcg, champion_ndcg, params.margin, champion_unusable=unusable)
     previous = None if champion is None else str(champion.version)
     apply_decision(client, version, run_id, decision, previous, ndcg, model_name)
     log.info("version %s -> %s: %s", version, decision.alias, decision.reason)
