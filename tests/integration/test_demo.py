@@ -191,3 +191,23 @@ def test_a_broken_step_is_named_and_fails_the_command(
     assert "step 4/8 'live' failed: " in done.stderr, done.stderr[-2000:]
     assert "no live playback finished" in done.stderr
     assert "step 2/8: history done" in done.stdout
+
+
+def test_a_clip_counts_as_present_only_while_its_stream_is_stored(stack: Settings) -> None:
+    """A catalog that outlived its objects (an in-memory store restarted, or a change of
+    object store) lists processed clips whose streams are gone: those are uploaded again."""
+    from vidflow.platform.demo_traffic import stream_stored
+    from vidflow.processing.objects import public_url
+    from vidflow.storage import s3_client
+
+    s3 = s3_client(stack)
+    key = f"media/videos/{uuid.uuid4()}/vtest/master.m3u8"
+    s3.put_object(Bucket=stack.bucket_media, Key=key, Body=b"#EXTM3U\n")
+    try:
+        assert stream_stored(stack, s3, public_url(stack, key))
+        assert not stream_stored(stack, s3, public_url(stack, key.replace("vtest", "gone")))
+        # the same key under another endpoint (the old in-memory S3's port)
+        assert not stream_stored(stack, s3, f"http://127.0.0.1:1/{stack.bucket_media}/{key}")
+        assert not stream_stored(stack, s3, None)
+    finally:
+        s3.delete_object(Bucket=stack.bucket_media, Key=key)

@@ -20,17 +20,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx
+from botocore.exceptions import ClientError
 from sqlalchemy import select
 
 from vidflow.catalog.db import session_scope
 from vidflow.catalog.models import Video
 from vidflow.config import Settings
+from vidflow.processing.objects import media_base_url
 from vidflow.stack import demo as creator
+from vidflow.storage import s3_client
 from vidflow.traffic.model import build_population
 from vidflow.traffic.seed import PATTERNS
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 Say = Callable[[str], None]
 
@@ -91,8 +97,8 @@ def _user_id(api: str, token: str) -> str:
 
 
 def _existing(settings: Settings, creator_id: str, titles: list[str]) -> dict[str, Video]:
-    """The creator's usable video of each title: processed first, then one in flight;
-    failed ones are uploaded again."""
+    """The creator's usable video of each title: processed (with its stream still in the
+    media bucket) first, then one in flight; failed ones are uploaded again."""
     rank = {"processed": 0, "processing": 1, "uploading": 2}
     with session_scope(settings) as session:
         rows = session.scalars(
@@ -102,12 +108,29 @@ def _existing(settings: Settings, creator_id: str, titles: list[str]) -> dict[st
                 Video.status.in_(list(rank)),
             )
         ).all()
+    s3 = s3_client(settings)
     best: dict[str, Video] = {}
     for video in rows:
+        if video.status == "processed" and not stream_stored(settings, s3, video.manifest_url):
+            continue
         held = best.get(video.title)
         if held is None or rank[video.status] < rank[held.status]:
             best[video.title] = video
     return best
+
+
+def stream_stored(settings: Settings, s3: S3Client, manifest_url: str | None) -> bool:
+    """Is the master playlist at ``manifest_url`` in the media bucket of this stack? A
+    catalog that outlived its objects (an in-memory object store restarted, or a change of
+    object store) lists processed videos whose streams are gone."""
+    base = media_base_url(settings) + "/"
+    if not manifest_url or not manifest_url.startswith(base):
+        return False
+    try:
+        s3.head_object(Bucket=settings.bucket_media, Key=manifest_url[len(base) :])
+    except ClientError:
+        return False
+    return True
 
 
 def _statuses(settings: Settings, video_ids: list[str]) -> dict[str, tuple[str, str | None]]:
