@@ -448,13 +448,14 @@ class Settings(BaseSettings):
         "is degraded (cache or trending) instead of late.",
     )
     recs_answer_ttl_seconds: float = Field(
-        300.0,
+        3600.0,
         ge=0,
-        description="Longest an API process serves a recommendations answer from its memory. "
-        "Catalog writes (session events, new lists, history) invalidate answers at once "
-        "through PostgreSQL LISTEN/NOTIFY, and an answer with session items expires when "
-        "the oldest leaves the session window; this is a safety net. 0 turns the answer "
-        "cache off.",
+        description="Longest an API process serves a recommendations answer from its memory "
+        "(each answer lives 50 to 100 percent of it, at random). Catalog writes (session "
+        "events, new lists, history) invalidate answers at once through PostgreSQL "
+        "LISTEN/NOTIFY, a lost listener invalidates everything, and an answer with session "
+        "items expires when the oldest leaves the session window: this is a safety net only. "
+        "0 turns the answer cache off.",
     )
     recs_unsynced_ttl_seconds: float = Field(
         1.0,

@@ -73,7 +73,7 @@ def _recs(viewer: uuid.UUID, v: dict[str, uuid.UUID], names: tuple[str, ...]) ->
 def world(stack: Settings) -> Iterator[World]:
     token = os.urandom(3).hex()
     creator = uuid.uuid4()
-    viewers = tuple(uuid.uuid4() for _ in range(5))
+    viewers = tuple(uuid.uuid4() for _ in range(7))
     v = {name: uuid.uuid4() for name in NAMES}
     base = media_base_url(stack)
     engine = get_engine(stack)
@@ -181,6 +181,44 @@ def test_an_event_invalidates_the_cached_answers_of_every_process(
     # Another viewer's cached answer was left alone.
     other = bearer(stack, world.viewers[1])
     cached(reader, other)
+
+
+def test_a_heartbeat_on_the_video_being_watched_keeps_every_cached_answer(
+    stack: Settings, world: World, processes: tuple[str, str]
+) -> None:
+    """Migration 0007: a session write names its video, and an answer made while that
+    video led the session stays cached in every process; another video re-ranks."""
+    writer, reader = processes
+    watcher, marker = bearer(stack, world.viewers[5]), bearer(stack, world.viewers[6])
+
+    def post(headers: dict[str, str], video: str, kind: str) -> None:
+        event = make_event(video_id=str(world.v[video]), region=REGION, event_type=kind)
+        posted = httpx.post(f"{writer}/v1/events", json={"events": [event]}, headers=headers)
+        assert posted.status_code == 200 and len(posted.json()["accepted"]) == 1, posted.text
+
+    before = cached(reader, watcher)
+    post(watcher, "a1", "play")
+    _, watching = until_changed(reader, watcher, before.content)
+    assert world.names(watching.json()) == ["r1", "r2", "a2"]
+    watching = cached(reader, watcher)
+    mine = cached(writer, watcher)
+    marker_before = cached(reader, marker)
+    post(watcher, "a1", "heartbeat")
+    # Notifications arrive in commit order: once the marker viewer's event has reached
+    # the reader, so has the heartbeat's.
+    post(marker, "a1", "play")
+    until_changed(reader, marker, marker_before.content)
+    still = read(reader, watcher)
+    assert still.headers["x-vidflow-cache"] == "hit"
+    assert still.content == watching.content
+    assert read(writer, watcher).headers["x-vidflow-cache"] == "hit"
+    assert read(writer, watcher).content == mine.content
+    # A different video changes the session's order: re-ranked everywhere.
+    post(watcher, "a2", "play")
+    elapsed, moved = until_changed(reader, watcher, watching.content)
+    assert elapsed < WITHIN_SECONDS
+    assert "a2" not in world.names(moved.json())
+    assert read(writer, watcher).headers["x-vidflow-cache"] == "miss"
 
 
 def test_a_new_precomputed_list_invalidates_cached_answers(
@@ -368,6 +406,18 @@ def test_the_triggers_name_the_viewer_whose_rows_changed(stack: Settings, world:
         try:
             with engine.begin() as conn:
                 conn.execute(insert(Recommendation), _recs(viewer, world.v, ("a1",)))
+            with engine.begin() as conn:  # a session row names its video too (0007)
+                conn.execute(
+                    insert(SessionActivity),
+                    [
+                        {
+                            "user_id": viewer,
+                            "video_id": world.v["a2"],
+                            "first_event_at": datetime.now(UTC),
+                            "last_event_at": datetime.now(UTC),
+                        }
+                    ],
+                )
             with engine.begin() as conn:
                 conn.execute(
                     insert(Video),
@@ -385,7 +435,10 @@ def test_the_triggers_name_the_viewer_whose_rows_changed(stack: Settings, world:
         finally:
             with engine.begin() as conn:
                 conn.execute(delete(Recommendation).where(Recommendation.user_id == viewer))
+                conn.execute(delete(SessionActivity).where(SessionActivity.user_id == viewer))
                 conn.execute(delete(Video).where(Video.video_id == video))
-    # One notification per distinct payload and transaction: the viewer's, then the card's.
+    # One notification per distinct payload and transaction: the viewer's, the session
+    # row's (viewer and video), then the card's.
     assert f"v:{viewer}" in payloads
+    assert f"v:{viewer}:{world.v['a2']}" in payloads
     assert any(p.startswith("*:videos") for p in payloads), payloads  # names the partition

@@ -33,6 +33,7 @@ def cache(clock: Clock, **changes: float) -> AnswerCache:
         ttl=changes.pop("ttl", 30.0),
         unsynced_ttl=changes.pop("unsynced_ttl", 1.0),
         clock=clock,
+        rng=lambda: changes.get("jitter", 0.0),
     )
     made.listener_connected()
     return made
@@ -52,6 +53,22 @@ def test_a_fresh_answer_is_served_until_the_ttl() -> None:
     assert answers.fresh("a") == (b"A", "hit")
     clock.now += 0.01
     assert answers.fresh("a") is None
+
+
+def test_answers_made_together_expire_spread_over_the_second_half_of_the_ttl() -> None:
+    clock = Clock()
+    shortest = cache(clock, ttl=100.0, jitter=0.999999)
+    fill(shortest, "a", b"A", ALICE)
+    clock.now += 50.0
+    assert shortest.fresh("a") == (b"A", "hit")
+    clock.now += 0.01
+    assert shortest.fresh("a") is None
+    halfway = cache(clock, ttl=100.0, jitter=0.5)
+    fill(halfway, "a", b"A", ALICE)
+    clock.now += 74.9
+    assert halfway.fresh("a") is not None
+    clock.now += 0.2
+    assert halfway.fresh("a") is None
 
 
 def test_invalidating_a_viewer_leaves_other_viewers_fresh() -> None:
@@ -151,6 +168,35 @@ def test_the_cache_holds_at_most_its_entries_oldest_out() -> None:
     assert answers.fresh("b") is None and answers.fresh("c") == (b"C", "hit")
 
 
+def test_a_session_write_on_the_video_leading_the_session_keeps_the_answer() -> None:
+    """A heartbeat on the video being watched cannot change the answer; any other
+    session video, or a write that names no video, can."""
+    watching, other = uuid.uuid4(), uuid.uuid4()
+    answers = cache(Clock())
+    answers.put(answers.begin("led", viewer=ALICE), b"L", session_head=watching)
+    fill(answers, "no-session", b"N", ALICE)
+    fill(answers, "bob", b"B", BOB)
+    answers.invalidate_viewer(ALICE, session_video=watching)
+    assert answers.fresh("led") == (b"L", "hit")
+    assert answers.fresh("no-session") is None  # the video joins an empty session
+    answers.invalidate_viewer(ALICE, session_video=other)
+    assert answers.fresh("led") is None
+    assert answers.fresh("bob") == (b"B", "hit")
+    answers.put(answers.begin("led", viewer=ALICE), b"L2", session_head=other)
+    answers.invalidate_viewer(ALICE)  # e.g. a new precomputed list
+    assert answers.fresh("led") is None
+
+
+def test_a_read_in_flight_is_stale_after_any_session_write() -> None:
+    """Its answer's session head is not known until it ends: never kept as fresh."""
+    watching = uuid.uuid4()
+    answers = cache(Clock())
+    ticket = answers.begin("a", viewer=ALICE)
+    answers.invalidate_viewer(ALICE, session_video=watching)
+    answers.put(ticket, b"A", session_head=watching)
+    assert answers.fresh("a") is None
+
+
 def test_a_zero_ttl_turns_the_cache_off() -> None:
     answers = cache(Clock(), ttl=0.0)
     fill(answers, "a", b"A", ALICE)
@@ -164,7 +210,10 @@ def test_a_zero_ttl_turns_the_cache_off() -> None:
         (f"v:{ALICE}", False, True),
         ("*:related_videos", False, False),
         ("*", False, False),
+        (f"v:{ALICE}:{uuid.UUID(int=1)}", False, True),  # a session video Alice's answer lacks
+        (f"v:{ALICE}:{uuid.UUID(int=7)}", True, True),  # the video leading Alice's session
         ("v:not-a-uuid", False, False),  # unexpected: everything goes
+        (f"v:{ALICE}:not-a-uuid", False, False),
         ("something else", False, False),
     ],
 )
@@ -172,7 +221,7 @@ def test_notifications_invalidate_what_they_name(
     payload: str, alice_fresh: bool, bob_fresh: bool
 ) -> None:
     answers = cache(Clock())
-    fill(answers, "a", b"A", ALICE)
+    answers.put(answers.begin("a", viewer=ALICE), b"A", session_head=uuid.UUID(int=7))
     fill(answers, "b", b"B", BOB)
     apply(answers, payload)
     assert (answers.fresh("a") is not None, answers.fresh("b") is not None) == (
@@ -212,6 +261,17 @@ def test_a_verified_token_is_reused_until_the_cache_ttl(settings: Settings) -> N
     clock.now += 60.5
     assert tokens.get(alice) is None  # verified again on the next request
     assert len(tokens) == 0
+
+
+def test_token_verifications_made_together_expire_spread_out(settings: Settings) -> None:
+    clock, wall = Clock(), WallClock()
+    tokens = TokenCache(ttl_seconds=60, clock=clock, wallclock=wall, rng=lambda: 0.5)
+    alice = token(settings, ALICE)
+    tokens.verify(alice, settings=settings)
+    clock.now += 53.9  # 60 s less 20 % x 0.5 of it
+    assert tokens.get(alice) is not None
+    clock.now += 0.2
+    assert tokens.get(alice) is None
 
 
 def test_an_expired_token_is_refused_even_when_cached(settings: Settings) -> None:

@@ -8,6 +8,7 @@ tokens for a short while, for the endpoints where verifying dominates an answer'
 
 from __future__ import annotations
 
+import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -80,6 +81,8 @@ CurrentUser = Annotated[TokenClaims, Depends(get_current_user)]
 
 #: Verified tokens one process keeps (a viewer sends the same token with every request).
 TOKEN_CACHE_ENTRIES: Final = 50_000
+#: Share of the TTL by which a verification's reuse is shortened at random.
+TOKEN_TTL_JITTER: Final = 0.2
 
 
 class TokenCache:
@@ -95,8 +98,10 @@ class TokenCache:
         entries: int = TOKEN_CACHE_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
         wallclock: Callable[[], float] = time.time,
+        rng: Callable[[], float] = random.random,
     ) -> None:
         self.ttl_seconds = ttl_seconds
+        self._rng = rng
         self.entries = entries
         self._clock = clock
         self._wallclock = wallclock
@@ -127,7 +132,10 @@ class TokenCache:
         claims = decode_access_token(token, settings=settings)
         if self.ttl_seconds > 0:
             valid_until = claims.expires_at.timestamp() + TOKEN_LEEWAY_SECONDS
-            self._verified[token] = (claims, valid_until, self._clock())
+            # kept for 80-100 % of the TTL, so tokens verified together (many viewers
+            # after a restart) are not all verified again in the same second
+            verified_at = self._clock() - TOKEN_TTL_JITTER * self.ttl_seconds * self._rng()
+            self._verified[token] = (claims, valid_until, verified_at)
             if len(self._verified) > self.entries:
                 self._verified.popitem(last=False)
         return claims

@@ -28,6 +28,9 @@ the process's event loop.
 
 from __future__ import annotations
 
+import os
+import random
+import secrets
 import time
 import uuid
 from collections import OrderedDict
@@ -40,6 +43,22 @@ from typing import Final, Literal
 Freshness = Literal["hit", "ttl"]
 #: Response header saying whether an answer came from memory (hit, ttl) or the catalog (miss).
 CACHE_HEADER: Final = "X-Vidflow-Cache"
+#: Response header naming the API process whose cache answered (a random id per process,
+#: as CDNs name the node): which process a client reached, e.g. to warm every one.
+SERVED_BY_HEADER: Final = "X-Served-By"
+
+#: Share of the TTL by which an answer's lifetime is shortened at random.
+TTL_JITTER: Final = 0.5
+
+_instance: tuple[int, str] | None = None
+
+
+def instance_id() -> str:
+    """This process's random id (``viewer-`` and 8 hex digits), new in a forked child."""
+    global _instance
+    if _instance is None or _instance[0] != os.getpid():
+        _instance = (os.getpid(), f"viewer-{secrets.token_hex(4)}")
+    return _instance[1]
 
 
 @dataclass
@@ -52,6 +71,8 @@ class _Entry:
     fresh: bool
     #: Made while the listener was connected.
     synced: bool
+    #: The most recent video of the viewer's session when the answer was made, if any.
+    session_head: uuid.UUID | None = None
 
 
 @dataclass(eq=False)
@@ -83,6 +104,8 @@ class AnswerCache:
     ttl: float
     unsynced_ttl: float
     clock: Callable[[], float] = time.monotonic
+    #: Uniform in [0, 1): spreads the answers' lifetimes (see :data:`TTL_JITTER`).
+    rng: Callable[[], float] = random.random
     #: Is the listener connected (are invalidations being received)?
     synced: bool = False
     stats: CacheStats = field(default_factory=CacheStats)
@@ -130,10 +153,18 @@ class AnswerCache:
         """The read failed: nothing to keep."""
         self._inflight.discard(ticket)
 
-    def put(self, ticket: Ticket, body: bytes, *, valid_for: float | None = None) -> None:
+    def put(
+        self,
+        ticket: Ticket,
+        body: bytes,
+        *,
+        valid_for: float | None = None,
+        session_head: uuid.UUID | None = None,
+    ) -> None:
         """Keep the answer of a finished read: fresh unless an invalidation overtook it,
         for ``ttl`` seconds at most, or ``valid_for`` when shorter (counted from the
-        start of the read)."""
+        start of the read). ``session_head``: the viewer's most recent session video the
+        answer was made with (see :meth:`invalidate_viewer`)."""
         self._inflight.discard(ticket)
         if self.ttl <= 0:
             return
@@ -142,9 +173,19 @@ class AnswerCache:
         # an invalidation, so it counts as unsynced.
         synced = ticket.synced and self.synced
         self._drop(ticket.key)
-        lifetime = self.ttl if valid_for is None else min(self.ttl, valid_for)
+        # Each answer lives 50-100 % of the TTL: answers made together (after a restart,
+        # a warm-up, the refill after a full invalidation) must not all expire together
+        # again, a miss storm of a few thousand catalog reads on two cores.
+        ttl = self.ttl * (1.0 - TTL_JITTER * self.rng())
+        lifetime = ttl if valid_for is None else min(ttl, valid_for)
         self._items[ticket.key] = _Entry(
-            body, ticket.started_at, ticket.started_at + lifetime, ticket.viewer, fresh, synced
+            body,
+            ticket.started_at,
+            ticket.started_at + lifetime,
+            ticket.viewer,
+            fresh,
+            synced,
+            session_head,
         )
         if ticket.viewer is not None:
             self._by_viewer.setdefault(ticket.viewer, set()).add(ticket.key)
@@ -162,11 +203,23 @@ class AnswerCache:
 
     # --- invalidation ---------------------------------------------------------------------
 
-    def invalidate_viewer(self, viewer: uuid.UUID) -> None:
-        """Something of ``viewer`` changed (their session): their answers are stale."""
+    def invalidate_viewer(
+        self, viewer: uuid.UUID, *, session_video: uuid.UUID | None = None
+    ) -> None:
+        """Something of ``viewer`` changed: their answers are stale.
+
+        ``session_video``: the change was only that video's session row (an event of
+        the viewer on it). An answer made while that video was already the session's
+        most recent stays fresh: the row's time can only grow, so the video stays first,
+        the other rows are untouched, and an answer depends on the session's videos and
+        their order only (when the oldest row leaves the window the answer's own
+        ``valid_for`` ends it). That is most events: a player's heartbeats on the video
+        being watched. Reads in flight are marked stale all the same."""
         self.stats.viewer_invalidations += 1
         for key in self._by_viewer.get(viewer, ()):
-            self._items[key].fresh = False
+            entry = self._items[key]
+            if session_video is None or entry.session_head != session_video:
+                entry.fresh = False
         for ticket in self._inflight:
             if ticket.viewer == viewer:
                 ticket.stale = True

@@ -9,7 +9,7 @@ no routing, no dependency resolution, no validation or serialisation. It only ev
 FastAPI route, which remains the one implementation of the endpoint (validation, errors,
 401s, degraded answers) and fills both caches:
 
-* the token is one the route verified recently and it has not expired;
+* the token is valid (verified now, or recently, by either path) and has not expired;
 * the query string is plain: ``limit`` digits within 1..100, ``region`` a known region,
   ``device`` a known device, nothing repeated (anything else, even what FastAPI would
   accept, goes to the route);
@@ -27,8 +27,9 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from vidflow.accounts.security import InvalidToken
 from vidflow.regions import DEVICES, REGION_NAMES
-from vidflow.viewer.answers import CACHE_HEADER
+from vidflow.viewer.answers import CACHE_HEADER, SERVED_BY_HEADER, instance_id
 from vidflow.viewer.deps import serving_of, tokens_of
 from vidflow.viewer.recommendations import viewer_key
 from vidflow.viewer.routes import PAGE_DEFAULT, PAGE_MAX
@@ -38,6 +39,7 @@ _REGIONS: Final = frozenset(REGION_NAMES)
 _DEVICES: Final = frozenset(DEVICES)
 _KNOWN: Final = frozenset({"limit", "region", "device"})
 _CACHE_HEADER: Final = CACHE_HEADER.lower().encode()
+_SERVED_BY_HEADER: Final = SERVED_BY_HEADER.lower().encode()
 
 
 def plain_query(raw: bytes) -> tuple[int, str | None, str | None] | None:
@@ -92,6 +94,8 @@ class CachedRecommendations:
     def __init__(self, app: ASGIApp, *, host: FastAPI) -> None:
         self.app = app
         self.host = host
+        # made in the process that serves (each worker creates its app)
+        self._served_by = instance_id().encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == PATH and scope["method"] == "GET":
@@ -105,6 +109,7 @@ class CachedRecommendations:
                             (b"content-type", b"application/json"),
                             (b"content-length", str(len(body[0])).encode()),
                             (_CACHE_HEADER, body[1]),
+                            (_SERVED_BY_HEADER, self._served_by),
                         ],
                     }
                 )
@@ -116,14 +121,15 @@ class CachedRecommendations:
         token = bearer_token(scope)
         if token is None:
             return None
-        claims = tokens_of(self.host).get(token)
-        if claims is None:
-            return None
         query = plain_query(scope["query_string"])
         if query is None:
             return None
-        limit, region, device = query
         serving = serving_of(self.host)
+        try:  # a token verified recently, or verified now (its HS256 check, ~0.05 ms)
+            claims = tokens_of(self.host).verify(token, settings=serving.settings)
+        except InvalidToken:
+            return None  # the route answers 401, with its problem document
+        limit, region, device = query
         key = viewer_key(
             claims.user_id, region or serving.settings.viewer_default_region, device, limit
         )

@@ -1,13 +1,18 @@
 """Cross-process invalidation of cached answers: one PostgreSQL LISTEN connection per API
 process.
 
-Migration 0006 puts triggers on what an answer is made from. They notify the channel
-:data:`CHANNEL` when the transaction commits:
+Migrations 0006 and 0007 put triggers on what an answer is made from. They notify the
+channel :data:`CHANNEL` when the transaction commits:
 
-* ``v:<user_id>``: that viewer's session changed (``session_activity``, one row per event
-  batch and video); their answers are stale;
-* ``*``: a precomputed list, a watch history, trending or a video's card changed; every
-  answer is stale. (The batch writers touch many viewers at once, daily or hourly.)
+* ``v:<user_id>``: that viewer's precomputed list or watch history changed; their
+  answers are stale;
+* ``v:<user_id>:<video_id>``: that viewer's session row of that video was written (one
+  per event batch and video); their answers are stale, except those made while that
+  video already led the session (see
+  :meth:`~vidflow.viewer.answers.AnswerCache.invalidate_viewer`): most events are a
+  player's heartbeats on the video being watched;
+* ``*:<table>``: related lists, trending or a video's card changed; every answer is
+  stale. (The batch writers touch many viewers at once, daily or hourly.)
 
 The listener applies each notification to the process's :class:`~vidflow.viewer.answers.AnswerCache`
 as it arrives. It checks its connection every ``ping_seconds`` (a dead peer does not
@@ -46,12 +51,14 @@ def apply(cache: AnswerCache, payload: str) -> None:
     """One notification's effect on the cache. Anything unexpected invalidates
     everything: a wasted read is cheap, a stale answer is not."""
     if payload.startswith(VIEWER_PREFIX):
+        viewer_text, _, video_text = payload[len(VIEWER_PREFIX) :].partition(":")
         try:
-            viewer = uuid.UUID(payload[len(VIEWER_PREFIX) :])
+            viewer = uuid.UUID(viewer_text)
+            video = uuid.UUID(video_text) if video_text else None
         except ValueError:
             cache.invalidate_all()
             return
-        cache.invalidate_viewer(viewer)
+        cache.invalidate_viewer(viewer, session_video=video)
         return
     cache.invalidate_all()
 

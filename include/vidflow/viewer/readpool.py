@@ -55,9 +55,15 @@ class ReadPool:
         self._returned = asyncio.Condition()
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, size: int = 10) -> ReadPool:
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        size: int = 10,
+        application_name: str = "vidflow-viewer-serving",
+    ) -> ReadPool:
         return cls(
-            serving_conninfo(settings),
+            serving_conninfo(settings, application_name=application_name),
             size=size,
             wait_seconds=settings.recs_catalog_timeout_ms / 1000,
         )

@@ -63,6 +63,8 @@ CACHE_ENTRIES: Final = 20_000
 #: Seconds between two warnings about an unavailable catalog.
 WARN_EVERY_SECONDS: Final = 10.0
 RETRY_AFTER: Final = 2
+#: Async catalog connections per process for the session writes (the reads have their own).
+SESSION_CONNECTIONS: Final = 4
 #: application_name of the invalidation listener's catalog connection.
 LISTENER_NAME: Final = "vidflow-viewer-listener"
 
@@ -93,6 +95,8 @@ class Made:
 
     answer: RecommendationList
     valid_for: float | None = None
+    #: The viewer's most recent session video the list was made with.
+    session_head: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -256,6 +260,7 @@ class Serving:
     _region_url: RegionUrls = field(init=False)
 
     _reads: ReadPool | None = None
+    _writes: ReadPool | None = None
 
     def __post_init__(self) -> None:
         self._region_url = RegionUrls(self.settings)
@@ -287,6 +292,8 @@ class Serving:
             self._listener = None
         if self._reads is not None:
             await self._reads.close()
+        if self._writes is not None:
+            await self._writes.close()
 
     @property
     def reads(self) -> ReadPool:
@@ -296,9 +303,16 @@ class Serving:
 
     @cached_property
     def sessions(self) -> SessionWriter:
+        """The session writes, on connections of their own: a burst of event posts (the
+        group commit answers a whole batch at once) must not make reads wait for one."""
         engine = _writer_engine(self.settings.catalog_url, self.settings.recs_catalog_timeout_ms)
+        self._writes = ReadPool.from_settings(
+            self.settings, size=SESSION_CONNECTIONS, application_name="vidflow-viewer-sessions"
+        )
         return SessionWriter(
-            engine, window=timedelta(seconds=self.settings.recs_session_window_seconds)
+            engine,
+            window=timedelta(seconds=self.settings.recs_session_window_seconds),
+            pool=self._writes,
         )
 
     # --- the three lists ------------------------------------------------------------------
@@ -343,7 +357,8 @@ class Serving:
             oldest: datetime | None = got["session_oldest"]
             if oldest is None:
                 return Made(answer)
-            return Made(answer, max(0.0, (oldest - since).total_seconds()))
+            head = uuid.UUID(got["session"][0])
+            return Made(answer, max(0.0, (oldest - since).total_seconds()), head)
 
         key = viewer_key(user_id, region, device, limit)
         return await self._serve(key, region, read, limit=limit, device=device, viewer=user_id)
@@ -471,7 +486,7 @@ class Serving:
             self.answers.abandon(ticket)
             raise
         body = render(made.answer)
-        self.answers.put(ticket, body, valid_for=made.valid_for)
+        self.answers.put(ticket, body, valid_for=made.valid_for, session_head=made.session_head)
         return Served(body)
 
     def _warn(self, exc: Exception) -> None:

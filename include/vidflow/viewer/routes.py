@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query, Response
 from vidflow.accounts.deps import CurrentUser, SessionDep, SettingsDep
 from vidflow.regions import Device, RegionName
 from vidflow.viewer import service
-from vidflow.viewer.answers import CACHE_HEADER
+from vidflow.viewer.answers import CACHE_HEADER, SERVED_BY_HEADER, instance_id
 from vidflow.viewer.deps import EventLogDep, OptionalUser, ServingDep, Viewer
 from vidflow.viewer.recommendations import DEGRADED_HEADER, Served
 from vidflow.viewer.schemas import (
@@ -106,8 +106,10 @@ async def post_events(
         sessions=serving.sessions,
     )
     if user is not None and intake.accepted:
-        # This process's own answers at once; the others' through the catalog's NOTIFY.
-        serving.answers.invalidate_viewer(user.user_id)
+        # This process's own answers at once, as the triggers will tell the others: per
+        # session video (an answer led by the only video touched stays).
+        for video in {event.video_id for event in intake.accepted}:
+            serving.answers.invalidate_viewer(user.user_id, session_video=uuid.UUID(video))
     return EventsResult(
         received_at=intake.received_at,
         accepted=[uuid.UUID(e.event_id) for e in intake.accepted],
@@ -134,7 +136,7 @@ LimitQuery = Annotated[int, Query(ge=1, le=PAGE_MAX)]
 
 
 def _shaped(served: Served) -> Response:
-    headers: dict[str, str] = {CACHE_HEADER: served.cache}
+    headers: dict[str, str] = {CACHE_HEADER: served.cache, SERVED_BY_HEADER: instance_id()}
     if served.degraded:
         headers[DEGRADED_HEADER] = served.degraded
     return Response(served.body, media_type="application/json", headers=headers)

@@ -8,7 +8,6 @@ renders; none of them knows about requests or responses.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -27,7 +26,7 @@ from vidflow.problems import Problem
 from vidflow.viewer.edges import region_url
 from vidflow.viewer.event_log import EventLog, EventsNotStored
 from vidflow.viewer.intake import EventRules, Intake, check_events
-from vidflow.viewer.recommendations import CATALOG_DOWN
+from vidflow.viewer.recommendations import READS_DOWN
 from vidflow.viewer.schemas import OwnVideo, OwnVideoPage, VideoPublic, VideoUpdate
 from vidflow.viewer.session import SessionWriter
 
@@ -223,7 +222,7 @@ async def record_events(
         raise EventsUnavailable() from None
     if sessions is not None and user_id is not None and intake.accepted:
         try:
-            await asyncio.to_thread(sessions.record, intake.accepted, now=intake.received_at)
-        except CATALOG_DOWN as exc:
+            await sessions.record_async(intake.accepted, now=intake.received_at)
+        except READS_DOWN as exc:
             logger.warning("session not updated (catalog unavailable): %s", type(exc).__name__)
     return intake
