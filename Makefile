@@ -40,7 +40,7 @@ unit: setup  ## unit and DAG-integrity tests only (no stack needed)
 	$(VENV)/bin/pytest -m "not integration" -q
 
 test: up lint  ## everything: lint, unit, DAG integrity and integration tests on the real stack
-	$(VENV)/bin/pytest -q -ra
+	$(VENV)/bin/pytest -q -ra --durations=30
 
 bench: up  ## run the benchmarks in benchmarks/ (JSON + summary in benchmarks/results/)
 	@$(PY) -m benchmarks $(BENCH)
