@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import httpx
-from botocore.exceptions import ClientError
 from sqlalchemy import select
 
 from vidflow.catalog.db import session_scope
 from vidflow.catalog.models import Video
 from vidflow.config import Settings
-from vidflow.processing.objects import media_base_url
+from vidflow.processing.objects import media_base_url, source_size
 from vidflow.stack import demo as creator
 from vidflow.storage import s3_client
 from vidflow.traffic.model import build_population
@@ -126,11 +125,7 @@ def stream_stored(settings: Settings, s3: S3Client, manifest_url: str | None) ->
     base = media_base_url(settings) + "/"
     if not manifest_url or not manifest_url.startswith(base):
         return False
-    try:
-        s3.head_object(Bucket=settings.bucket_media, Key=manifest_url[len(base) :])
-    except ClientError:
-        return False
-    return True
+    return source_size(s3, settings.bucket_media, manifest_url[len(base) :]) is not None
 
 
 def _statuses(settings: Settings, video_ids: list[str]) -> dict[str, tuple[str, str | None]]:
