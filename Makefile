@@ -39,6 +39,10 @@ lint: setup  ## dependency check, ruff check, ruff format --check, mypy, the imp
 unit: setup  ## unit and DAG-integrity tests only (no stack needed)
 	$(VENV)/bin/pytest -m "not integration" -q
 
+# The stack `make test` starts runs the time-scheduled DAGs only when a test triggers them,
+# and its Spark drivers with JVM options for small jobs (docs/configuration.md).
+test: export VIDFLOW_DAG_SCHEDULES := false
+test: export VIDFLOW_SPARK_DRIVER_JAVA_OPTIONS := -XX:TieredStopAtLevel=1 -XX:+UseSerialGC
 test: up lint  ## everything: lint, unit, DAG integrity and integration tests on the real stack
 	$(VENV)/bin/pytest -q -ra --durations=30
 

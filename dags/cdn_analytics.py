@@ -37,6 +37,7 @@ from typing import Any
 
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
+from vidflow.orchestration.schedules import timed
 from vidflow.orchestration.spark import VidflowSparkSubmitOperator, job_path
 from vidflow.regions import REGION_NAMES
 
@@ -44,7 +45,7 @@ RUN_DIR = "{{ ti.xcom_pull(task_ids='plan', key='run_dir') }}"
 
 
 @dag(
-    schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
+    schedule=timed(CronDataIntervalTimetable("0 * * * *", timezone="UTC")),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,

@@ -42,6 +42,7 @@ from typing import Any
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from vidflow.analytics.payloads import DAILY_MODES
+from vidflow.orchestration.schedules import timed
 from vidflow.orchestration.spark import VidflowSparkSubmitOperator, job_path
 from vidflow.regions import REGION_NAMES
 
@@ -52,7 +53,7 @@ def pulled(task_id: str, field: str) -> str:
 
 
 @dag(
-    schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC"),
+    schedule=timed(CronDataIntervalTimetable("0 * * * *", timezone="UTC")),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,

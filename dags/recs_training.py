@@ -26,10 +26,11 @@ from typing import Any
 from airflow.sdk import Param, dag, task
 
 from vidflow.orchestration.recs import CHAMPION_ASSET
+from vidflow.orchestration.schedules import timed
 
 
 @dag(
-    schedule="30 1 * * *",  # the last hour's analytics run of the day has had 1.5 h
+    schedule=timed("30 1 * * *"),  # the last hour's analytics run of the day has had 1.5 h
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,

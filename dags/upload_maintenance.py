@@ -23,9 +23,11 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import dag, task
 
+from vidflow.orchestration.schedules import timed
+
 
 @dag(
-    schedule="@hourly",
+    schedule=timed("@hourly"),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,

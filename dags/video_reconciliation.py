@@ -27,12 +27,13 @@ from airflow.sdk import dag, task
 
 from vidflow.config import get_settings
 from vidflow.orchestration import video_processing as steps
+from vidflow.orchestration.schedules import timed
 
 settings = get_settings()
 
 
 @dag(
-    schedule=timedelta(minutes=settings.reconcile_interval_minutes),
+    schedule=timed(timedelta(minutes=settings.reconcile_interval_minutes)),
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
     max_active_runs=1,

@@ -82,6 +82,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
     }
+    if settings.spark_driver_java_options:
+        conf["spark.driver.extraJavaOptions"] = settings.spark_driver_java_options
     if settings.spark_master.startswith("local"):
         conf.update(LOCAL_CONF)
     if settings.lake_uri.startswith("s3a://") or settings.endpoint_url:

@@ -56,6 +56,7 @@ def main(dags_dir: Path) -> dict[str, Any]:
                 "retries": (dag.default_args or {}).get("retries"),
                 "max_active_runs": dag.max_active_runs,
                 "catchup": dag.catchup,
+                "timetable": type(dag.timetable).__name__,
                 "start_date_tz": str(dag.start_date.tzinfo) if dag.start_date else None,
                 "tasks": {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},
             }

@@ -23,6 +23,41 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
 
 
+@pytest.fixture(scope="module")
+def unscheduled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    script = str(Path(__file__).with_name("dag_report.py"))
+    return parse_in_fresh_interpreter(
+        [script, str(DAGS_DIR)],
+        tmp_path_factory.mktemp("airflow_home"),
+        {"VIDFLOW_DAG_SCHEDULES": "false"},
+    )
+
+
+#: The DAGs that run on a clock (VIDFLOW_DAG_SCHEDULES switches these off).
+TIMED = {
+    "cdn_analytics": "CronDataIntervalTimetable",
+    "platform_analytics": "CronDataIntervalTimetable",
+    "recs_training": "CronTriggerTimetable",
+    "upload_maintenance": "CronTriggerTimetable",
+    "video_reconciliation": "DeltaTriggerTimetable",
+}
+
+
+def test_schedules_switched_off_leave_only_triggers_and_assets(
+    report: dict[str, Any], unscheduled: dict[str, Any]
+) -> None:
+    scheduled = {d: dag["timetable"] for d, dag in report["dags"].items()}
+    off = {d: dag["timetable"] for d, dag in unscheduled["dags"].items()}
+    assert unscheduled["errors"] == {}
+    assert {d: scheduled[d] for d in TIMED} == TIMED
+    assert {d: off[d] for d in TIMED} == dict.fromkeys(TIMED, "NullTimetable")
+    # Asset-triggered and manual DAGs do not depend on the switch.
+    others = set(scheduled) - set(TIMED)
+    assert {"video_processing", "recs_scoring", "platform_smoke"} <= others
+    assert {d: off[d] for d in others} == {d: scheduled[d] for d in others}
+    assert scheduled["video_processing"] == "AssetTriggeredTimetable"
+
+
 def test_every_dag_file_imports(report: dict[str, Any]) -> None:
     assert report["errors"] == {}
 

@@ -59,3 +59,12 @@ def test_command_lines_carry_no_secrets(jars: Path) -> None:
 def test_missing_jars_file_says_how_to_fix(tmp_path: Path) -> None:
     with pytest.raises(SparkSetupError, match="make setup"):
         spark_conf(Settings(spark_jars_file=tmp_path / "absent.txt"))
+
+
+def test_driver_java_options_reach_the_driver_only_when_set(jars: Path) -> None:
+    plain = Settings(spark_jars_file=jars, spark_driver_java_options="")
+    assert "spark.driver.extraJavaOptions" not in spark_conf(plain)
+    tuned = Settings(spark_jars_file=jars, spark_driver_java_options="-XX:+UseSerialGC")
+    cmd = submit_command("jobs/platform_smoke.py", [], tuned)
+    at = cmd.index("spark.driver.extraJavaOptions=-XX:+UseSerialGC")
+    assert cmd[at - 1] == "--conf"
