@@ -9,6 +9,7 @@ Pure ``DataFrame -> DataFrame`` transforms; ``jobs/watch_events_silver.py`` wire
       -> check_events           quarantine_reason: first rule broken (None: accepted)
       -> only_region            (a region re-run keeps that region's rows)
       -> accepted_events -> dedupe_events    silver rows, one per event_id
+      -> clustered                            in silver's file order (session, video, time)
       -> quarantined_lines                    quarantine rows with their reason
 
 A line is parsed against an explicit schema (:data:`LINE_SCHEMA`, the fields of
@@ -73,6 +74,10 @@ QUARANTINE_SCHEMA: Final = (
     "event_id string, event_date date, region string"
 )
 PARTITION_COLUMNS: Final = ("event_date", "region")
+#: The order of the rows inside a silver data file: each session's events on a video, in
+#: time. Gold's window sorts the events by these keys; on files already in this order the
+#: sort only merges runs (see :func:`clustered`).
+CLUSTER_COLUMNS: Final = ("session_id", "video_id", "event_ts", "event_id")
 #: Region of a quarantined line whose region is missing or not a known one.
 UNKNOWN_REGION: Final = "unknown"
 #: Receive-hour folder in an object key (``vidflow.events.hour_prefix``).
@@ -187,6 +192,21 @@ def dedupe_events(accepted: DataFrame) -> DataFrame:
         .where(F.col("_copy") == 1)
         .select(*SILVER_COLUMNS)
     )
+
+
+def clustered(events: DataFrame) -> DataFrame:
+    """``events`` laid out as silver stores them: all rows of an ``(event_date, region)``
+    partition in one Spark partition, ordered by :data:`CLUSTER_COLUMNS`, so each data file
+    a load writes is one sorted run.
+
+    Only the layout changes, never the rows. It is what makes the daily gold job cheap:
+    its window sorts the day's events by session, video and time, and Spark's sort
+    (TimSort) merges sorted runs instead of sorting from scratch; the rows of a session
+    also sit together in the shuffle, where lz4 then shrinks them about 4.7x (2.6 GB to
+    557 MB on 9.7M events). Measured on one day of 9.7M events: gold 28-31 s on files in
+    arrival order, 18-22 s on files in this order (``docs/analytics.md``).
+    """
+    return events.repartition(*PARTITION_COLUMNS).sortWithinPartitions(*CLUSTER_COLUMNS)
 
 
 def quarantined_lines(checked: DataFrame) -> DataFrame:
