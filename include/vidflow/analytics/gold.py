@@ -129,7 +129,9 @@ def credited_watch_seconds(events: DataFrame) -> DataFrame:
     # a running ``last(ignorenulls)``) gives each report the report before it; the values
     # a like row gets are never used (a like credits nothing). One window partitioned by
     # (session_id, video_id) only, a subset of the per-session grouping keys below, so
-    # Spark aggregates without shuffling the events a second time.
+    # Spark aggregates without shuffling the events a second time. Silver's files are
+    # already in (session_id, video_id, event_ts) order (silver.clustered), so the sort
+    # this window needs mostly merges sorted runs.
     player = Window.partitionBy("session_id", "video_id").orderBy(is_like, "event_ts", "event_id")
     reports = events.select(
         *SILVER_COLUMNS,
