@@ -14,15 +14,15 @@ event is stored exactly once.
 
 (b) **Gold.** One day of events from the traffic model's ``history`` mode (``--out``, the
 NDJSON layout of the events bucket), parsed into a silver Delta table laid out as the
-hourly silver runs write it (one file per receive hour, day and region, rows in
-``vidflow.analytics.silver.clustered`` order); 1M and 3M inputs are whole-viewer samples
-of the 10M one (a viewer's sessions stay together). On each input: the gold transforms +
-Delta load of ``jobs/watch_gold_daily.py`` in a warm Spark session (one untimed run, then
-the median of ``TIMED_RUNS``), against DuckDB (likewise) running the same semantics
-in SQL over the Delta table's live parquet files (``inputFiles()``), writing the three
-outputs (video_daily_stats, user_video_daily, video_likers) to parquet. On the smallest
-input the two must agree exactly (counts) and to 1e-6 (seconds, rates). Target: Spark <= 3x
-DuckDB at 10M rows.
+hourly silver runs leave it (per day and region, one run per receive hour, sorted in
+``vidflow.analytics.silver.clustered`` order: ``as_hourly_loads``); 1M and 3M inputs are
+whole-viewer samples of the 10M one (a viewer's sessions stay together). On each input:
+the gold transforms + Delta load of ``jobs/watch_gold_daily.py`` in a warm Spark session
+(one untimed run, then the median of ``TIMED_RUNS``), against DuckDB (likewise) running
+the same semantics in SQL over the Delta table's live parquet files (``inputFiles()``),
+writing the three outputs (video_daily_stats, user_video_daily, video_likers) to parquet.
+On the smallest input the two must agree exactly (counts) and to 1e-6 (seconds, rates).
+Target: Spark <= 3x DuckDB at 10M rows.
 
 ``--work DIR`` keeps the generated silver inputs there and reuses them on the next run
 (generating 10M events takes minutes).
