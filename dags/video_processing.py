@@ -4,21 +4,22 @@
 Turns uploaded originals into adaptive-bitrate streams: **probe** and validate every
 source of the run (and check it against the upload's SHA-256), plan its **ladder** (Apple
 HLS authoring table, never upscaled), **transcode** in mapped tasks in the `transcode`
-pool (x264 capped CRF, identical closed GOPs, CMAF segments), make
-**thumbnails** and a storyboard, then **publish**: write the HLS master (+ I-frame
-playlists) and the DASH MPD over the shared segments and flip the catalog in one
-transaction.
+pool (x264 capped CRF, identical closed GOPs, CMAF segments; the encodes also make the
+posters, from frames their decode keeps, and the storyboard), then **publish**: write the
+HLS master (+ I-frame playlists) and the DASH MPD over the shared segments and flip the
+catalog in one transaction.
 
 **Triggers.** Messages on the processing queue (SQS `AssetWatcher`); a run takes every
 video of every message it was given. From the UI: *Trigger DAG w/ config* with
 `video_id` (and `force` to re-transcode a video that is already processed or failed).
 
-**Fan-out.** Each video's renditions are split into encodes of about equal cost, one per
-slot of the `transcode` pool by default (`VIDFLOW_ENCODES_PER_VIDEO`): each mapped task is
-one ffmpeg that decodes the source once and encodes its share of the ladder. Its map index
-names its renditions, e.g. `1080p+audio` and `720p+540p+432p+360p+234p`. With as many
-encodes as renditions, every rendition gets its own task (more parallelism on a big
-Celery pool, one more decode per rendition).
+**Fan-out.** Each video's renditions are split into `VIDFLOW_ENCODES_PER_VIDEO` encodes of
+about equal cost: each mapped task is one ffmpeg that decodes the source once and encodes
+its share of the ladder, and its map index names its renditions (e.g.
+`1080p+720p+540p+432p+360p+234p+audio`). One encode per video is the default, the fastest
+on one machine; with 0 (one per slot of the `transcode` pool, as on a Celery pool of
+several machines) the ladder is split, e.g. `1080p+audio` and `720p+540p+432p+360p+234p`,
+at the cost of one more decode per encode.
 
 **Outcomes.** An invalid source (not media, empty, truncated, no video, > 8K, too long,
 undecodable) ends `failed` with a readable `failure_reason` and the run stays green.
@@ -91,18 +92,13 @@ def video_processing() -> None:
     def transcode(encode: dict[str, Any], **context: Any) -> list[dict[str, Any]]:
         return steps.transcode(encode, context)
 
-    @task
-    def thumbnails(jobs: list[dict[str, Any]], **context: Any) -> list[dict[str, Any]]:
-        return steps.thumbnails(jobs, context)
-
     @task(trigger_rule="all_done")
     def publish(
         jobs: list[dict[str, Any]],
         transcoded: list[list[dict[str, Any]]],
-        thumbnails: list[dict[str, Any]],
         **context: Any,
     ) -> list[dict[str, Any]]:
-        return steps.publish(jobs, transcoded, thumbnails, context)
+        return steps.publish(jobs, transcoded, context)
 
     @task(trigger_rule="all_done", retries=0, on_failure_callback=None)
     def report(outcomes: list[dict[str, Any]], **context: Any) -> dict[str, list[str]]:
@@ -111,7 +107,7 @@ def video_processing() -> None:
     encodes = probe()
     jobs = encodes["jobs"]
     encoded = transcode.expand(encode=encodes)
-    report(publish(jobs, encoded, thumbnails(jobs)))
+    report(publish(jobs, encoded))
 
 
 video_processing()

@@ -24,12 +24,15 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 
-def _client_kwargs(settings: Settings, endpoint_url: str | None) -> dict[str, Any]:
+def _client_kwargs(
+    settings: Settings, endpoint_url: str | None, *, connections: int = 10
+) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "region_name": settings.aws_region,
         "endpoint_url": endpoint_url,
         "config": BotoConfig(
             retries={"max_attempts": 5, "mode": "standard"},
+            max_pool_connections=connections,
             # Local endpoints and MinIO want path-style addressing; AWS accepts it too.
             s3={"addressing_style": "path"},
             # SigV4 for presigned URLs too (botocore would presign SigV2 for us-east-1 on
@@ -48,10 +51,14 @@ def _client_kwargs(settings: Settings, endpoint_url: str | None) -> dict[str, An
 _CLIENT_LOCK = threading.Lock()
 
 
-def s3_client(settings: Settings | None = None) -> S3Client:
+def s3_client(settings: Settings | None = None, *, connections: int = 10) -> S3Client:
+    """The platform's S3 client; ``connections`` bounds its connection pool (botocore's
+    default, 10), to be raised by callers that run more requests at once."""
     settings = settings or get_settings()
     with _CLIENT_LOCK:
-        return boto3.client("s3", **_client_kwargs(settings, settings.endpoint_url))
+        return boto3.client(
+            "s3", **_client_kwargs(settings, settings.endpoint_url, connections=connections)
+        )
 
 
 def sqs_client(settings: Settings | None = None) -> SQSClient:

@@ -37,7 +37,6 @@ from vidflow.processing import (
     maintenance,
     objects,
     planning,
-    posters,
     probing,
     publishing,
     runs,
@@ -147,9 +146,8 @@ def run_pipeline(
     if job.status != READY:
         return job
     results = transcode_all(job, settings=settings, run_id=run_id)
-    thumbs = posters.make_thumbnails(job, settings=settings)
     packaged = publishing.package_video(job, results, settings=settings, run_id=run_id)
-    return publishing.publish_video(packaged, [thumbs], settings=settings, run_id=run_id)
+    return publishing.publish_video(packaged, settings=settings, run_id=run_id)
 
 
 def test_a_duplicate_while_another_run_is_active_is_skipped(stack: Settings, video: str) -> None:
@@ -184,7 +182,6 @@ def test_last_claim_wins_and_the_loser_discards_its_staging(stack: Settings, vid
         request(video), settings=stack, run_id="run-a", attempt=1, is_run_active=never_active
     )
     results_a = transcode_all(job_a, settings=stack, run_id="run-a")
-    thumbs_a = posters.make_thumbnails(job_a, settings=stack)
     packaged_a = publishing.package_video(job_a, results_a, settings=stack, run_id="run-a")
     staged = media_keys(stack, video)
     assert staged and all(f"/{job_a.version}/" in k for k in staged)
@@ -194,7 +191,7 @@ def test_last_claim_wins_and_the_loser_discards_its_staging(stack: Settings, vid
     state = video_state(settings=stack, video_id=video)
     assert state is not None
 
-    late = publishing.publish_video(packaged_a, [thumbs_a], settings=stack, run_id="run-a")
+    late = publishing.publish_video(packaged_a, settings=stack, run_id="run-a")
     assert late.status == SKIPPED and "superseded" in (late.reason or "")
     after = video_state(settings=stack, video_id=video)
     assert after == state  # run-a changed nothing
@@ -206,17 +203,10 @@ def test_publishing_twice_is_a_no_op(stack: Settings, video: str) -> None:
         request(video), settings=stack, run_id="run-p", attempt=1, is_run_active=never_active
     )
     results = transcode_all(job, settings=stack, run_id="run-p")
-    thumbs = posters.make_thumbnails(job, settings=stack)
     packaged = publishing.package_video(job, results, settings=stack, run_id="run-p")
-    assert (
-        publishing.publish_video(packaged, [thumbs], settings=stack, run_id="run-p").status
-        == PUBLISHED
-    )
+    assert publishing.publish_video(packaged, settings=stack, run_id="run-p").status == PUBLISHED
     first = video_state(settings=stack, video_id=video)
-    assert (
-        publishing.publish_video(packaged, [thumbs], settings=stack, run_id="run-p").status
-        == PUBLISHED
-    )
+    assert publishing.publish_video(packaged, settings=stack, run_id="run-p").status == PUBLISHED
     assert video_state(settings=stack, video_id=video) == first
     assert first is not None and len(first["renditions"]) == 1
 
@@ -468,10 +458,9 @@ def test_probe_videos_plans_every_video_of_a_run(
     )
     outcomes = {job.video_id: job.status for job in planned.jobs}
     assert outcomes == {video: READY, missing: FAILED}
-    assert [(e.video_id, e.label) for e in planned.encodes] == [
-        (video, "120p"),
-        (video, "audio"),
-    ]
+    # One encode per video by default: the whole ladder from one decode.
+    assert stack.encode_groups == 1
+    assert [(e.video_id, e.label) for e in planned.encodes] == [(video, "120p+audio")]
 
 
 def test_an_unexpected_error_is_retried_then_recorded_per_video(

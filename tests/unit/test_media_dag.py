@@ -110,15 +110,14 @@ def test_processing_graph(report: dict[str, Any]) -> None:
     assert upstream == {
         "probe": [],
         "transcode": ["probe"],
-        "thumbnails": ["probe"],
-        "publish": ["probe", "thumbnails", "transcode"],
+        "publish": ["probe", "transcode"],
         "report": ["publish"],
     }
     transcode = tasks["transcode"]
     assert transcode["mapped"] and transcode["pool"] == "transcode"
     assert transcode["queue"] == "transcode"
     assert transcode["map_index_template"] == "{{ task.op_kwargs['encode']['label'] }}"
-    for name in ("probe", "thumbnails", "publish"):
+    for name in ("probe", "publish"):
         assert not tasks[name]["mapped"]
     for name in ("publish", "report"):
         assert tasks[name]["trigger_rule"] == "all_done"

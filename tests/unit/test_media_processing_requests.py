@@ -20,7 +20,6 @@ from vidflow.processing.contracts import (
     ProcessingMessage,
     RenditionPlan,
     RenditionResult,
-    Thumbnails,
     VideoJob,
 )
 from vidflow.processing.planning import group_renditions, plan_encodes
@@ -132,8 +131,8 @@ def test_every_contract_round_trips_through_its_xcom() -> None:
     assert VideoJob.from_xcom(json.loads(json.dumps(job.to_xcom()))) == job
     result = RenditionResult(A, "720p", "failed", "why")
     assert RenditionResult.from_xcom(json.loads(json.dumps(result.to_xcom()))) == result
-    thumbs = Thumbnails(A, "ready", urls={"small": "http://x/s.jpg"})
-    assert Thumbnails.from_xcom(json.loads(json.dumps(thumbs.to_xcom()))) == thumbs
+    posters = RenditionResult(A, "1080p", "ready", poster_urls={"small": "http://x/s.jpg"})
+    assert RenditionResult.from_xcom(json.loads(json.dumps(posters.to_xcom()))) == posters
     outcome = Outcome(A, "published", version="v1")
     assert Outcome.from_xcom(json.loads(json.dumps(outcome.to_xcom()))) == outcome
 

@@ -146,7 +146,7 @@ def test_only_the_transcode_tasks_name_the_celery_executor(tmp_path: Path, execu
     assert isinstance(tasks, dict)
     expected = "CeleryExecutor" if executor == "celery" else None
     assert tasks["transcode"] == {"executor": expected, "queue": "transcode"}
-    for name in ("probe", "thumbnails", "publish", "report"):
+    for name in ("probe", "publish", "report"):
         assert tasks[name]["executor"] is None, name
     assert report["problem"] is None
 

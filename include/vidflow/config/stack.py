@@ -163,12 +163,14 @@ class StackSettings(BaseSettings):
         2, ge=1, description="Slots of the Airflow pool `transcode` (one ffmpeg per slot)."
     )
     encodes_per_video: int = Field(
-        0,
+        1,
         ge=0,
         description="Mapped transcode tasks (ffmpeg processes) one video's renditions are "
-        "split into; each decodes the source once and encodes its share of the ladder. 0 "
-        "means one per slot of the `transcode` pool; 10 or more gives one task per "
-        "rendition (a ladder has at most 9 rungs, plus audio).",
+        "split into; each decodes the source once and encodes its share of the ladder. 1 "
+        "suits one machine: x264 already uses every core, so a second encode only decodes "
+        "the source again. 0 means one per slot of the `transcode` pool (workers on several "
+        "machines); 10 or more gives one task per rendition (a ladder has at most 9 rungs, "
+        "plus audio).",
     )
     transcode_executor: Literal["local", "celery"] = Field(
         "celery",

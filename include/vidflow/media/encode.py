@@ -32,6 +32,7 @@ from typing import IO, Any, Final
 
 import ffmpeg
 
+from vidflow.media import thumbnails
 from vidflow.media.ladder import AudioPlan, LadderRung
 from vidflow.media.tools import raise_if_killed, timed_out
 from vidflow.media.untrusted import input_options, is_url, redact, redact_command
@@ -144,6 +145,18 @@ class VideoOutput:
 
 
 @dataclass(frozen=True)
+class PosterOutput:
+    """Poster candidates taken from the encode's own decode (see
+    :func:`vidflow.media.thumbnails.poster_candidate_outputs`): the first frame at or past
+    each of ``times`` (seconds from the first frame), written to ``directory``."""
+
+    times: tuple[float, ...]
+    directory: Path
+    #: The HDR transfer to tone-map from, as the rendition that makes the posters does.
+    tone_map_from: str | None = None
+
+
+@dataclass(frozen=True)
 class AudioOutput:
     """The audio rendition of an encode: its plan and the folder of its CMAF segments."""
 
@@ -161,21 +174,27 @@ def encode_args(
     segment_seconds: int,
     preset: str,
     crf: int,
+    posters: PosterOutput | None = None,
 ) -> list[str]:
     """ffmpeg arguments encoding several renditions of ``source`` in one process.
 
     The source is read and decoded once; its video is ``split`` into every rung's chain.
     Each video rendition goes to one fragmented MP4 (see the module docstring); the audio
     rendition to CMAF segments in its folder (``init.mp4``, ``seg_00001.m4s``...;
-    ffmpeg's own ``ffmpeg.m3u8`` is not used).
+    ffmpeg's own ``ffmpeg.m3u8`` is not used). With ``posters``, one more branch of the
+    same decode keeps a few frames as poster candidates (no second decode of the source).
     """
     if not videos and audio is None:
         raise ValueError("an encode needs at least one rendition")
+    if posters is not None and not videos:
+        raise ValueError("posters come from the video of an encode that has some")
     source_input = _input(source)
     outputs = []
+    branches = None
     if videos:
         picture = source_input[str(video_index)]
-        branches = picture.split() if len(videos) > 1 else None
+        count = len(videos) + (posters is not None)
+        branches = picture.split() if count > 1 else None
         for number, video in enumerate(videos):
             stream = branches[number] if branches is not None else picture
             outputs.append(
@@ -203,7 +222,38 @@ def encode_args(
                 **codec,
             )
         )
+    if posters is not None and branches is not None:
+        # Last, so that ffmpeg's progress (frames, fps) reports the first rendition.
+        outputs += _poster_candidates(branches[len(videos)], posters)
     return _with_progress(ffmpeg.merge_outputs(*outputs))
+
+
+def _poster_candidates(stream: Any, posters: PosterOutput) -> list[Any]:
+    """Outputs of the poster branch: the first frame at or past each candidate instant, as
+    both poster sizes (``large_NN.jpg``, ``small_NN.jpg``) and as a 64x36 greyscale sample
+    (``samples.gray``, one raw frame after another) to choose by. Only those few frames are
+    scaled; :func:`vidflow.media.thumbnails.choose_poster` picks one afterwards."""
+    crossings = "+".join(
+        f"gte(t-start_t,{time:.3f})*lt(prev_pts*TB-start_t,{time:.3f})" for time in posters.times
+    )
+    picked = thumbnails.square_pixels(stream.filter("select", crossings))
+    if posters.tone_map_from:
+        picked = tone_map(picked, posters.tone_map_from)
+    branches = picked.split()
+    large, small, sample = branches[0], branches[1], branches[2]
+    every_frame = {"fps_mode": "passthrough"}
+    directory = posters.directory
+    return [
+        thumbnails.fit(large, *thumbnails.POSTER_SIZES[1]).output(
+            str(directory / thumbnails.LARGE_CANDIDATES), **every_frame, **{"q:v": 3}
+        ),
+        thumbnails.fit(small, *thumbnails.POSTER_SIZES[0]).output(
+            str(directory / thumbnails.SMALL_CANDIDATES), **every_frame, **{"q:v": 3}
+        ),
+        sample.filter("scale", thumbnails.SAMPLE_W, thumbnails.SAMPLE_H)
+        .filter("format", "gray")
+        .output(str(directory / thumbnails.SAMPLES), f="rawvideo", **every_frame),
+    ]
 
 
 def _with_progress(out: Any) -> list[str]:

@@ -1,9 +1,11 @@
 """Posters and a scrubbing storyboard.
 
 * Posters, 320x180 and 1280x720 (letterboxed to 16:9), come from a representative frame:
-  a handful of candidate instants inside the video are sampled (the keyframe at or before
-  each) as 64x36 greyscale, black or flat frames (fades, title cards) are rejected, and
-  the most detailed of the rest wins. The first frame is never a candidate.
+  a handful of candidate instants inside the video are sampled as 64x36 greyscale, black
+  or flat frames (fades, title cards) are rejected, and the most detailed of the rest
+  wins. The first frame is never a candidate. The transcode takes the candidates from the
+  decode it already does (``vidflow.media.encode.PosterOutput``, then
+  :func:`choose_poster`); :func:`make_posters` seeks a finished file for them instead.
 * The storyboard is a set of JPEG sprite sheets of 160x90 tiles (10x10 per sheet), one
   tile every ``interval`` seconds, indexed by a WebVTT file whose cues point at a tile
   with a ``#xywh=`` media fragment, the format web players use for preview thumbnails.
@@ -38,6 +40,10 @@ FLAT_STDDEV: Final = 8.0
 TILE_W, TILE_H = 160, 90
 SHEET_COLUMNS, SHEET_ROWS = 10, 10
 STORYBOARD_VTT: Final = "storyboard.vtt"
+#: The files of the encode's poster branch: both sizes per candidate, and the samples.
+LARGE_CANDIDATES: Final = "large_%02d.jpg"
+SMALL_CANDIDATES: Final = "small_%02d.jpg"
+SAMPLES: Final = "samples.gray"
 
 
 @dataclass(frozen=True)
@@ -75,12 +81,12 @@ def candidate_times(duration: float) -> list[float]:
     return sorted({round(duration * p, 3) for p in CANDIDATE_POSITIONS})
 
 
-def _square_pixels(stream: Any) -> Any:
+def square_pixels(stream: Any) -> Any:
     # Stretch non-square pixels first, so aspect-preserving scales below are right.
     return stream.filter("scale", "trunc(iw*sar/2)*2", "ih").filter("setsar", "1")
 
 
-def _fit(stream: Any, width: int, height: int) -> Any:
+def fit(stream: Any, width: int, height: int) -> Any:
     return (
         stream.filter("scale", width, height, force_original_aspect_ratio="decrease")
         .filter("pad", width, height, "(ow-iw)/2", "(oh-ih)/2")
@@ -95,7 +101,7 @@ def _seek(source: str, time: float, keyframe: bool) -> Any:
     options: dict[str, Any] = {"ss": f"{time:.3f}", **input_options(source)}
     if keyframe:
         options.update(noaccurate_seek=None, skip_frame="nokey")
-    return _square_pixels(ffmpeg.input(source, **options)["v:0"])
+    return square_pixels(ffmpeg.input(source, **options)["v:0"])
 
 
 def sample_args(source: str, time: float, *, keyframe: bool = True) -> list[str]:
@@ -134,7 +140,7 @@ def poster_args(
 ) -> list[str]:
     branches = _seek(source, time, keyframe).split()
     targets = [
-        _fit(branches[i], w, h).output(str(path), **{"frames:v": 1, "q:v": 3})
+        fit(branches[i], w, h).output(str(path), **{"frames:v": 1, "q:v": 3})
         for i, ((w, h), path) in enumerate(zip(POSTER_SIZES, outputs, strict=True))
     ]
     args: list[str] = (
@@ -159,10 +165,40 @@ def make_posters(
         samples = sample_frames(source, duration, keyframe=False, timeout=timeout) or samples
     chosen = pick_representative(samples or [FrameSample(0, 0, 0)])
     directory.mkdir(parents=True, exist_ok=True)
-    paths = [directory / f"poster_{w}x{h}.jpg" for w, h in POSTER_SIZES]
-    args = poster_args(source, chosen.time, paths, keyframe=keyframe)
+    posters = poster_paths(directory)
+    args = poster_args(source, chosen.time, [posters["small"], posters["large"]], keyframe=keyframe)
     _run(args, timeout)
-    return {"small": paths[0], "large": paths[1]}
+    return posters
+
+
+def poster_paths(directory: Path) -> dict[str, Path]:
+    """Where the posters of ``directory`` go, by size name."""
+    small, large = (directory / f"poster_{w}x{h}.jpg" for w, h in POSTER_SIZES)
+    return {"small": small, "large": large}
+
+
+def choose_poster(directory: Path) -> dict[str, Path] | None:
+    """Keep the most representative of the candidates the encode's poster branch wrote to
+    ``directory`` as ``poster_320x180.jpg`` and ``poster_1280x720.jpg`` (the others are
+    removed); None when the branch kept no complete candidate (a source shorter than its
+    first candidate instant)."""
+    raw = (directory / SAMPLES).read_bytes() if (directory / SAMPLES).exists() else b""
+    size = SAMPLE_W * SAMPLE_H
+    samples = [
+        frame_sample(float(index), raw[index * size : (index + 1) * size])
+        for index in range(len(raw) // size)
+        if (directory / (LARGE_CANDIDATES % (index + 1))).exists()
+        and (directory / (SMALL_CANDIDATES % (index + 1))).exists()
+    ]
+    posters = poster_paths(directory)
+    if samples:
+        number = int(pick_representative(samples).time) + 1
+        (directory / (LARGE_CANDIDATES % number)).rename(posters["large"])
+        (directory / (SMALL_CANDIDATES % number)).rename(posters["small"])
+    for leftover in [*directory.glob("large_*.jpg"), *directory.glob("small_*.jpg")]:
+        leftover.unlink()
+    (directory / SAMPLES).unlink(missing_ok=True)
+    return posters if samples else None
 
 
 def storyboard_interval(duration: float, preferred: float, keyframe_interval: float) -> float:
@@ -182,8 +218,8 @@ def storyboard_tile_args(
     stream = ffmpeg.input(source, **options)["v:0"].filter(
         "fps", fps=f"1/{interval:g}", eof_action="pass"
     )
-    stream = _square_pixels(stream)
-    stream = _fit(stream, TILE_W, TILE_H)
+    stream = square_pixels(stream)
+    stream = fit(stream, TILE_W, TILE_H)
     out = stream.output(str(pattern), start_number=0, **{"q:v": 5})
     args: list[str] = out.global_args("-v", "error", "-nostdin", "-y").compile()
     return args

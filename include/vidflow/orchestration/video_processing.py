@@ -6,7 +6,7 @@
 * :func:`on_task_failure`: the ``on_failure_callback`` that records an unexpected
   failure (after the last retry) as the ``failure_reason`` of every video the task was
   working on, read from its typed arguments (:func:`video_ids_of_task`).
-* The task bodies (:func:`probe`, :func:`transcode`, :func:`thumbnails`, :func:`publish`,
+* The task bodies (:func:`probe`, :func:`transcode`, :func:`publish`,
   :func:`report`): XComs in, typed steps of ``vidflow.processing``, XComs out.
 * Small readers of the task context (asset events, whether a run is still active).
 
@@ -151,7 +151,7 @@ def videos_of_run(context: Mapping[str, Any]) -> list[str]:
 
 def video_ids_of_task(op_kwargs: Mapping[str, Any], context: Mapping[str, Any]) -> list[str]:
     """The videos a task was working on, read from its typed arguments: an ``encode``
-    (the mapped transcode) names one video, ``jobs`` (thumbnails, publish) the run's
+    (the mapped transcode) names one video, ``jobs`` (publish) the run's
     ready videos; a task of the whole run (probe) concerns every video the run was given.
     """
     from vidflow.processing.contracts import Encode, VideoJob
@@ -236,38 +236,20 @@ def _jobs(jobs: Iterable[Mapping[str, Any] | None]) -> list[Any]:
     return [VideoJob.from_xcom(job) for job in jobs if job]
 
 
-def thumbnails(
-    jobs: Iterable[Mapping[str, Any] | None], context: Mapping[str, Any]
-) -> list[dict[str, Any]]:
-    """Posters of every ready video of the run."""
-    from vidflow.config import get_settings
-    from vidflow.processing.posters import thumbnails_of_run
-
-    made = thumbnails_of_run(
-        _jobs(jobs),
-        settings=get_settings(),
-        run_id=context["run_id"],
-        last_attempt=is_last_attempt(context),
-    )
-    return [result.to_xcom() for result in made]
-
-
 def publish(
     jobs: Iterable[Mapping[str, Any] | None],
     transcoded: Iterable[Sequence[Mapping[str, Any] | None] | None],
-    thumbnails: Iterable[Mapping[str, Any] | None],
     context: Mapping[str, Any],
 ) -> list[dict[str, Any]]:
     """Package and publish every video of the run (a transcode task that never ran
     gives None)."""
     from vidflow.config import get_settings
-    from vidflow.processing.contracts import RenditionResult, Thumbnails
+    from vidflow.processing.contracts import RenditionResult
     from vidflow.processing.publishing import publish_videos
 
     outcomes = publish_videos(
         _jobs(jobs),
         [RenditionResult.from_xcom(r) for result in transcoded if result for r in result if r],
-        [Thumbnails.from_xcom(t) for t in thumbnails if t],
         settings=get_settings(),
         run_id=context["run_id"],
         last_attempt=is_last_attempt(context),

@@ -8,8 +8,8 @@ frozen dataclass with one serialisation:
 * :class:`VideoJob`: one video of a run after probing (ready, skipped or failed).
 * :class:`Encode`: one mapped transcode task: some renditions of one video encoded by one
   ffmpeg (:class:`RenditionPlan` each).
-* :class:`RenditionResult`: one encoded, cut and uploaded rendition.
-* :class:`Thumbnails`: the posters of one video.
+* :class:`RenditionResult`: one encoded, cut and uploaded rendition (the one that made
+  them also names the posters or the storyboard).
 * :class:`Outcome`: how one video's run ended (published, skipped, failed, error).
 
 Everything that crosses a task boundary (an Airflow XCom) goes through ``to_xcom()`` /
@@ -182,6 +182,9 @@ class RenditionPlan:
     audio: AudioPlan | None = None
     #: The storyboard is cut from this rendition (the smallest video one).
     storyboard: bool = False
+    #: The posters come from this rendition's encode (the largest video one), from
+    #: candidates its decode keeps on the way (no second decode of the source).
+    posters: bool = False
 
     def to_xcom(self) -> dict[str, Any]:
         return {
@@ -190,6 +193,7 @@ class RenditionPlan:
             "rung": self.rung.to_dict() if self.rung else None,
             "audio": self.audio.to_dict() if self.audio else None,
             "storyboard": self.storyboard,
+            "posters": self.posters,
         }
 
     @classmethod
@@ -200,6 +204,7 @@ class RenditionPlan:
             rung=LadderRung.from_dict(data["rung"]) if data.get("rung") else None,
             audio=AudioPlan.from_dict(data["audio"]) if data.get("audio") else None,
             storyboard=bool(data.get("storyboard")),
+            posters=bool(data.get("posters")),
         )
 
 
@@ -257,6 +262,9 @@ class RenditionResult:
     reason: str | None = None
     summary: RenditionSummary | None = None
     storyboard_url: str | None = None
+    #: The video's posters by size name (``small``, ``large``), on the rendition that
+    #: made them.
+    poster_urls: Mapping[str, str] = field(default_factory=dict)
     stats: Mapping[str, Any] = field(default_factory=dict)
 
     def to_xcom(self) -> dict[str, Any]:
@@ -267,6 +275,7 @@ class RenditionResult:
             "reason": self.reason,
             "summary": self.summary.to_dict() if self.summary else None,
             "storyboard_url": self.storyboard_url,
+            "poster_urls": dict(self.poster_urls),
             "stats": dict(self.stats),
         }
 
@@ -279,34 +288,8 @@ class RenditionResult:
             reason=data.get("reason"),
             summary=RenditionSummary.from_dict(data["summary"]) if data.get("summary") else None,
             storyboard_url=data.get("storyboard_url"),
+            poster_urls=dict(data.get("poster_urls") or {}),
             stats=dict(data.get("stats") or {}),
-        )
-
-
-@dataclass(frozen=True)
-class Thumbnails:
-    """The posters of one video (``ready``), by size name: ``small``, ``large``."""
-
-    video_id: str
-    status: str
-    reason: str | None = None
-    urls: Mapping[str, str] = field(default_factory=dict)
-
-    def to_xcom(self) -> dict[str, Any]:
-        return {
-            "video_id": self.video_id,
-            "status": self.status,
-            "reason": self.reason,
-            "urls": dict(self.urls),
-        }
-
-    @classmethod
-    def from_xcom(cls, data: Mapping[str, Any]) -> Thumbnails:
-        return cls(
-            video_id=data["video_id"],
-            status=data["status"],
-            reason=data.get("reason"),
-            urls=dict(data.get("urls") or {}),
         )
 
 

@@ -40,10 +40,18 @@ def group_renditions(renditions: Sequence[RenditionPlan], groups: int) -> list[l
 
 def renditions_of(job: VideoJob) -> list[RenditionPlan]:
     """A ready video's renditions: its ladder (the smallest rung also makes the
-    storyboard, from its keyframes) and its audio."""
+    storyboard, from its keyframes; the largest one's encode keeps the poster candidates)
+    and its audio."""
     smallest = min(job.rungs, key=lambda r: r.width * r.height).name
+    largest = max(job.rungs, key=lambda r: r.width * r.height).name
     renditions = [
-        RenditionPlan(kind=VIDEO, name=rung.name, rung=rung, storyboard=rung.name == smallest)
+        RenditionPlan(
+            kind=VIDEO,
+            name=rung.name,
+            rung=rung,
+            storyboard=rung.name == smallest,
+            posters=rung.name == largest,
+        )
         for rung in job.rungs
     ]
     if job.audio is not None and job.source.audio is not None:

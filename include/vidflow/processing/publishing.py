@@ -10,8 +10,8 @@ another discards its own staging instead.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 
 from vidflow.config import Settings
@@ -27,7 +27,6 @@ from vidflow.processing.contracts import (
     SKIPPED,
     Outcome,
     RenditionResult,
-    Thumbnails,
     VideoJob,
 )
 from vidflow.processing.runs import per_video
@@ -46,6 +45,8 @@ class Packaged:
     videos: tuple[package.RenditionSummary, ...]
     audio: package.RenditionSummary | None
     storyboard_url: str | None
+    #: The posters by size name (``small``, ``large``); empty when none were made.
+    poster_urls: Mapping[str, str] = field(default_factory=dict)
 
 
 def _results_of(video_id: str, results: Iterable[RenditionResult]) -> list[RenditionResult]:
@@ -98,7 +99,8 @@ def package_video(
     )
     log.info("video %s packaged under %s (source %.3fs)", video_id, prefix, job.source.duration)
     storyboard = next((r.storyboard_url for r in done.values() if r.storyboard_url), None)
-    return Packaged(video_id, job.version, duration, videos, audio, storyboard)
+    posters = next((r.poster_urls for r in done.values() if r.poster_urls), {})
+    return Packaged(video_id, job.version, duration, videos, audio, storyboard, posters)
 
 
 def rendition_rows(
@@ -127,7 +129,6 @@ def rendition_rows(
 
 def publish_video(
     packaged: Packaged | Outcome,
-    thumbnail_results: Iterable[Thumbnails],
     *,
     settings: Settings,
     run_id: str,
@@ -139,16 +140,13 @@ def publish_video(
     video_id, version = packaged.video_id, packaged.version
     s3 = s3_client(settings)
     prefix = objects.version_prefix(video_id, version)
-    thumbs = next(
-        (t for t in thumbnail_results if t.video_id == video_id and t.status == READY), None
-    )
-    if thumbs is None:
-        reason = "Internal error: making the thumbnails failed; see the Airflow logs."
+    if not packaged.poster_urls:
+        reason = "Internal error: making the posters failed; see the Airflow logs."
         catalog.mark_failed(settings=settings, video_id=video_id, run_id=run_id, reason=reason)
         objects.delete_prefix(s3, settings.bucket_media, prefix)
         return Outcome(video_id, ERROR, reason)
 
-    urls = dict(thumbs.urls)
+    urls = dict(packaged.poster_urls)
     if packaged.storyboard_url:
         urls["storyboard"] = packaged.storyboard_url
     objects.ensure_public_read(settings, s3)
@@ -195,20 +193,18 @@ def publish_video(
 def package_and_publish(
     job: VideoJob | None,
     transcoded: Iterable[RenditionResult],
-    thumbnail_results: Iterable[Thumbnails],
     *,
     settings: Settings,
     run_id: str,
 ) -> Outcome:
     """The last step of a video: write its manifests, then publish it."""
     packaged = package_video(job, transcoded, settings=settings, run_id=run_id)
-    return publish_video(packaged, thumbnail_results, settings=settings, run_id=run_id)
+    return publish_video(packaged, settings=settings, run_id=run_id)
 
 
 def publish_videos(
     jobs: Iterable[VideoJob | None],
     transcoded: Iterable[RenditionResult],
-    thumbnail_results: Iterable[Thumbnails],
     *,
     settings: Settings,
     run_id: str,
@@ -216,11 +212,11 @@ def publish_videos(
 ) -> list[Outcome]:
     """Package and publish every video of the run; one outcome per video."""
     listed = [job for job in jobs if job is not None]
-    results, thumbs = list(transcoded), list(thumbnail_results)
+    results = list(transcoded)
     outcomes = per_video(
         {
             job.video_id: partial(
-                package_and_publish, job, results, thumbs, settings=settings, run_id=run_id
+                package_and_publish, job, results, settings=settings, run_id=run_id
             )
             for job in listed
         },

@@ -4,7 +4,9 @@ One ffmpeg decodes the source once (through a presigned URL, with the allow-list
 :mod:`vidflow.media.untrusted` and a timeout proportional to the source's duration) and
 encodes the encode's renditions; each rendition is then cut into CMAF segments, gets its
 playlists and is uploaded to the version prefix (a staging area nobody reads yet). The
-smallest video rendition also makes the storyboard from its keyframes.
+smallest video rendition also makes the storyboard from its keyframes; the encode of the
+largest one keeps a few frames of its decode as poster candidates and uploads the best
+as the posters.
 """
 
 from __future__ import annotations
@@ -41,14 +43,27 @@ DECODE_FAILED = (
 )
 
 
+POSTERS_DIR = "posters"
+
+
 def encode_command(item: Encode, source: str, work: Path, *, settings: Settings) -> list[str]:
     """The ffmpeg command of an encode: every video rendition to ``work/{name}.mp4``, the
-    audio rendition to segments in ``work/audio/``."""
+    audio rendition to segments in ``work/audio/``, poster candidates (when the encode
+    makes the posters) to ``work/posters/``."""
     videos = [
         encode.VideoOutput(r.rung, work / f"{r.name}.mp4")
         for r in item.renditions
         if r.kind != AUDIO and r.rung is not None
     ]
+    poster_rung = next((r.rung for r in item.renditions if r.posters and r.rung), None)
+    posters = None
+    if poster_rung is not None:
+        posters = encode.PosterOutput(
+            tuple(thumbnails.candidate_times(item.duration)),
+            work / POSTERS_DIR,
+            poster_rung.tone_map_from,
+        )
+        posters.directory.mkdir(exist_ok=True)
     sound = next((r for r in item.renditions if r.kind == AUDIO and r.audio), None)
     audio = None
     if sound is not None and sound.audio is not None:
@@ -63,6 +78,7 @@ def encode_command(item: Encode, source: str, work: Path, *, settings: Settings)
         segment_seconds=settings.segment_seconds,
         preset=settings.x264_preset,
         crf=settings.x264_crf,
+        posters=posters,
     )
 
 
@@ -89,7 +105,8 @@ def transcode_encode(
     if not still_ours(settings, video_id, run_id):
         say(f"{label}: video {video_id} is no longer claimed by this run; skipping")
         return [RenditionResult(video_id, name, SKIPPED, "claim lost") for name in names]
-    s3 = s3_client(settings)
+    # Every rendition is staged at once, each uploading UPLOAD_THREADS objects at a time.
+    s3 = s3_client(settings, connections=len(item.renditions) * objects.UPLOAD_THREADS)
     url = objects.presigned_get(
         s3, settings.bucket_originals, item.source_key, settings.presigned_url_seconds
     )
@@ -141,6 +158,7 @@ def _stage_rendition(
     name = rendition.name
     out_dir = work / f"{name}.segments"
     storyboard: Path | None = None
+    posters: dict[str, Path] = {}
     if rendition.audio is not None:
         source_dir = work / AUDIO
         (source_dir / "ffmpeg.m3u8").unlink(missing_ok=True)
@@ -168,6 +186,8 @@ def _stage_rendition(
         )
         if rendition.storyboard:
             storyboard = _storyboard(settings, fmp4, item.duration, work / "thumbnails")
+        if rendition.posters:
+            posters = _posters(settings, fmp4, item.duration, work / POSTERS_DIR)
         fmp4.unlink()
     else:
         raise ValueError(f"rendition {name} has neither a rung nor an audio plan")
@@ -177,11 +197,17 @@ def _stage_rendition(
     # A retry may find a previous attempt's objects: start from an empty prefix.
     objects.delete_prefix(s3, settings.bucket_media, prefix)
     uploaded = objects.upload_tree(s3, out_dir, settings.bucket_media, prefix)
+    board = f"{version}thumbnails/"
     storyboard_url = None
     if storyboard is not None:
-        board = f"{version}thumbnails/"
         objects.upload_tree(s3, storyboard.parent, settings.bucket_media, board)
         storyboard_url = objects.public_url(settings, board + storyboard.name)
+    poster_urls = {}
+    if posters:
+        objects.upload_tree(s3, work / POSTERS_DIR, settings.bucket_media, board)
+        poster_urls = {
+            size: objects.public_url(settings, board + p.name) for size, p in posters.items()
+        }
     summary = media.summary()
     report(
         f"{name}: {summary.segment_count} segments, {len(uploaded)} objects, "
@@ -194,6 +220,7 @@ def _stage_rendition(
         READY,
         summary=summary,
         storyboard_url=storyboard_url,
+        poster_urls=poster_urls,
         stats=stats,
     )
 
@@ -208,6 +235,20 @@ def _storyboard(settings: Settings, rendition: Path, duration: float, directory:
         interval,
         keyframes_only=True,
         timeout=settings.tool_timeout_seconds,
+    )
+
+
+def _posters(
+    settings: Settings, rendition: Path, duration: float, directory: Path
+) -> dict[str, Path]:
+    """The posters from the candidates the encode kept; from the encoded rendition's
+    keyframes when it kept none (a source that ends before its first candidate)."""
+    chosen = thumbnails.choose_poster(directory)
+    if chosen is not None:
+        return chosen
+    log.info("no poster candidate in the decode; taking the posters from %s", rendition.name)
+    return thumbnails.make_posters(
+        str(rendition), duration, directory, timeout=settings.tool_timeout_seconds
     )
 
 
