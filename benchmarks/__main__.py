@@ -3,15 +3,19 @@
 Every module in this package with a ``main()`` is a benchmark. Each one measures the
 platform against a baseline in the same run and writes ``benchmarks/results/NAME.json``
 plus a short ``NAME.md`` summary. Pass names to run a subset, e.g. ``make bench
-BENCH=upload``.
+BENCH=upload``. While they run, the stack's time-scheduled DAGs are paused (and their runs
+in flight awaited): an hourly Spark job beside a baseline or a timed run skews both.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import pkgutil
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).parent
@@ -25,12 +29,41 @@ def discover() -> list[str]:
     )
 
 
+@contextlib.contextmanager
+def quiet_stack() -> Iterator[None]:
+    """The stack's time-scheduled DAGs paused for the benchmarks' duration."""
+    from vidflow.airflow_api import AirflowClient
+    from vidflow.config import get_settings
+
+    settings = get_settings()
+    client = AirflowClient(
+        settings.airflow_api_url,
+        settings.airflow_admin_user,
+        settings.airflow_admin_password.get_secret_value(),
+    )
+    with contextlib.ExitStack() as stack:
+        try:
+            paused = stack.enter_context(client.schedules_paused())
+        except Exception as exc:  # no stack: the benchmarks that need one say so themselves
+            print(f"could not pause the scheduled DAGs ({type(exc).__name__}: {exc})", flush=True)
+        else:
+            print(f"paused while benchmarking: {', '.join(paused) or 'nothing'}", flush=True)
+        yield
+
+
 def main(argv: list[str]) -> int:
     names = argv or discover()
     unknown = sorted(set(names) - set(discover()))
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; have: {', '.join(discover())}")
         return 2
+    # A benchmark stopped with SIGTERM (kill, a timeout) still unpauses the DAGs.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    with quiet_stack():
+        return run(names)
+
+
+def run(names: list[str]) -> int:
     failed = []
     for name in names:
         module = importlib.import_module(f"benchmarks.{name}")

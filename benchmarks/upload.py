@@ -10,9 +10,11 @@ For each file size, one random file is uploaded
 
 It reports throughput in MB/s (10^6 bytes per second), the tus/boto3 ratio, and the
 service's peak RSS (``VmHWM`` of its process, reset before every run). The machine is
-shared, so methods run interleaved and the best of ``--repeats`` attempts counts. The
-4 GiB run shows whether memory stays flat as files grow. Every tus upload is checked end to end: the
-service's sha256 must equal the source's and the S3 object must have the source's size.
+shared, so methods run interleaved, ``--repeats`` times each (3); the target (tus with
+64 MiB chunks at >= 0.9x boto3) is judged on the medians, and the best attempts are shown
+too. The 4 GiB run shows whether memory stays flat as files grow. Every tus upload is
+checked end to end: the service's sha256 must equal the source's and the S3 object must
+have the source's size.
 ``--quick`` (or ``VIDFLOW_BENCH_QUICK=1``) uses 64 and 256 MiB files.
 
 Writes ``benchmarks/results/upload.json`` and ``benchmarks/results/upload.md``.
@@ -26,6 +28,7 @@ import json
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,7 +53,7 @@ from vidflow.storage import s3_client, sqs_client
 MiB = 1024 * 1024
 RESULTS = Path(__file__).parent / "results"
 CHUNKS_MIB = (8, 64)
-TARGET_RATIO = 0.7
+TARGET_RATIO = 0.9
 TARGET_RSS_MIB = 256
 PASSWORD = "Bench-upload-pw-42"  # noqa: S105 (a throw-away benchmark account)
 
@@ -63,6 +66,8 @@ class Run:
     seconds: float
     mb_per_s: float
     ratio_vs_boto3: float | None = None
+    #: The method's median MB/s over boto3's median, over every attempt.
+    median_ratio_vs_boto3: float | None = None
     service_peak_rss_mib: float | None = None
     verified: bool | None = None
 
@@ -272,9 +277,13 @@ def run(sizes_mib: list[int], *, quick: bool, repeats: int) -> dict[str, Any]:
             path.unlink()
             winners = {key: max(runs, key=lambda r: r.mb_per_s) for key, runs in by_method.items()}
             baseline = winners["boto3 upload_file/None"]
+            medians = {
+                key: statistics.median(r.mb_per_s for r in runs) for key, runs in by_method.items()
+            }
             for key, result in winners.items():
                 if result.method == "tus":
                     result.ratio_vs_boto3 = result.mb_per_s / baseline.mb_per_s
+                    result.median_ratio_vs_boto3 = medians[key] / medians["boto3 upload_file/None"]
                     # Peak memory is the worst attempt's, not the fastest one's.
                     result.service_peak_rss_mib = max(
                         r.service_peak_rss_mib or 0 for r in by_method[key]
@@ -318,6 +327,9 @@ def _report(runs: list[Run], settings: Settings, *, quick: bool) -> dict[str, An
         "runs": [asdict(r) for r in runs],
         "summary": {
             "ratio_64mib_chunks": {str(r.size_mib): round(r.ratio_vs_boto3 or 0, 3) for r in at_64},
+            "median_ratio_64mib_chunks": {
+                str(r.size_mib): round(r.median_ratio_vs_boto3 or 0, 3) for r in at_64
+            },
             "peak_rss_mib": round(peak, 1),
             "peak_rss_mib_by_size": {str(k): round(v, 1) for k, v in by_size.items()},
             "all_verified": all(r.verified for r in runs),
@@ -325,7 +337,8 @@ def _report(runs: list[Run], settings: Settings, *, quick: bool) -> dict[str, An
         "targets": {
             "ratio_64mib_chunks_at_least": TARGET_RATIO,
             "peak_rss_mib_below": TARGET_RSS_MIB,
-            "ratio_met": all((r.ratio_vs_boto3 or 0) >= TARGET_RATIO for r in at_64),
+            # Judged on the medians: a best-of-N ratio flatters whichever side varies more.
+            "ratio_met": all((r.median_ratio_vs_boto3 or 0) >= TARGET_RATIO for r in at_64),
             "rss_met": peak < TARGET_RSS_MIB,
             "largest_file_mib": largest,
         },
@@ -344,24 +357,29 @@ def _markdown(report: dict[str, Any]) -> str:
         f"{report['service']['part_concurrency']} in flight per PATCH.",
         "",
         f"Best of {report.get('repeats', 1)} interleaved attempts per method below 4 GiB "
-        "(all attempts are in upload.json).",
+        "(all attempts are in upload.json); the median ratio compares the medians of all "
+        "attempts and is the one the target is judged on.",
         "",
-        "| file | method | chunk | seconds | MB/s | ratio vs boto3 | service peak RSS |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "| file | method | chunk | seconds | MB/s | ratio vs boto3 (best) | median ratio "
+        "| service peak RSS |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["runs"]:
         chunk = f"{r['chunk_mib']} MiB" if r["chunk_mib"] else "-"
         ratio = f"{r['ratio_vs_boto3']:.2f}" if r["ratio_vs_boto3"] is not None else "-"
+        median = r.get("median_ratio_vs_boto3")
+        median_ratio = f"{median:.2f}" if median is not None else "-"
         rss = f"{r['service_peak_rss_mib']:.0f} MiB" if r["service_peak_rss_mib"] else "-"
         lines.append(
             f"| {r['size_mib']} MiB | {r['method']} | {chunk} | {r['seconds']:.1f} | "
-            f"{r['mb_per_s']:.1f} | {ratio} | {rss} |"
+            f"{r['mb_per_s']:.1f} | {ratio} | {median_ratio} | {rss} |"
         )
     t, s = report["targets"], report["summary"]
     lines += [
         "",
-        f"- Ratio with 64 MiB chunks (target >= {t['ratio_64mib_chunks_at_least']}): "
-        f"{s['ratio_64mib_chunks']} -> {'met' if t['ratio_met'] else 'NOT met'}",
+        f"- Ratio with 64 MiB chunks (target >= {t['ratio_64mib_chunks_at_least']}, on the "
+        f"medians): {s['median_ratio_64mib_chunks']} (best attempts: "
+        f"{s['ratio_64mib_chunks']}) -> {'met' if t['ratio_met'] else 'NOT met'}",
         f"- Service peak RSS (target < {t['peak_rss_mib_below']} MiB): {s['peak_rss_mib']} MiB, "
         f"by file size {s['peak_rss_mib_by_size']} -> {'met' if t['rss_met'] else 'NOT met'}",
         f"- Every upload verified (sha256 and size): {s['all_verified']}",
@@ -382,7 +400,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--repeats",
         type=int,
-        default=int(os.environ.get("VIDFLOW_BENCH_REPEATS", "2")),
+        default=int(os.environ.get("VIDFLOW_BENCH_REPEATS", "3")),
         help="attempts per method and size below 4 GiB (best counts); 4 GiB runs once",
     )
     args = parser.parse_args(argv)

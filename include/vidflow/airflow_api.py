@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +75,38 @@ class AirflowClient:
                 if "404" not in str(exc) or time.monotonic() > deadline:
                     raise
             time.sleep(2)
+
+    def time_scheduled_dags(self) -> list[str]:
+        """DAGs that run on a clock (not only on assets or triggers) and are not paused."""
+        dags = self.request("GET", "/dags?limit=1000&paused=false")["dags"]
+        return sorted(d["dag_id"] for d in dags if d.get("next_dagrun_run_after"))
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
+
+    def unfinished_runs(self, dag_id: str) -> list[str]:
+        """Runs of ``dag_id`` that are queued or running."""
+        runs = self.request("GET", f"/dags/{dag_id}/dagRuns?state=queued&state=running")
+        return [str(run["dag_run_id"]) for run in runs["dag_runs"]]
+
+    @contextmanager
+    def schedules_paused(self, timeout: float = 900.0) -> Iterator[list[str]]:
+        """Pause the time-scheduled DAGs and wait (up to ``timeout``) for their runs in
+        flight; yields the DAGs it paused and unpauses them on exit. A benchmark inside
+        measures the platform alone, not beside an hourly Spark job."""
+        paused = self.time_scheduled_dags()
+        for dag_id in paused:
+            self.set_paused(dag_id, True)
+        try:
+            deadline = time.monotonic() + timeout
+            while any(self.unfinished_runs(dag_id) for dag_id in paused):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"runs of {paused} still in flight after {timeout}s")
+                time.sleep(5)
+            yield paused
+        finally:
+            for dag_id in paused:
+                self.set_paused(dag_id, False)
 
     def import_errors(self) -> list[dict[str, Any]]:
         errors: list[dict[str, Any]] = self.request("GET", "/importErrors")["import_errors"]
