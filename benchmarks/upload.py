@@ -66,10 +66,10 @@ class Run:
     seconds: float
     mb_per_s: float
     ratio_vs_boto3: float | None = None
-    #: The method's median MB/s over boto3's median, over every attempt.
-    median_ratio_vs_boto3: float | None = None
     service_peak_rss_mib: float | None = None
     verified: bool | None = None
+    #: The method's median MB/s over boto3's median, over every attempt.
+    median_ratio_vs_boto3: float | None = None
 
 
 def _free_port() -> int:
