@@ -19,6 +19,7 @@ from vidflow.media.thumbnails import (
     SMALL_CANDIDATES,
     candidate_times,
     choose_poster,
+    make_posters,
 )
 
 RUNG = LadderRung("360p", 640, 360, Fraction(25), 365_000)
@@ -116,3 +117,15 @@ def test_a_source_shorter_than_its_candidates_leaves_none_to_choose(
     _encode(half_black, tmp_path, (30.0, 40.0))  # past the end of the 6 s source
     assert choose_poster(tmp_path / "posters") is None
     assert list((tmp_path / "posters").iterdir()) == []
+
+
+def test_without_candidates_the_posters_come_from_the_encoded_rendition(
+    half_black: Path, tmp_path: Path
+) -> None:
+    """The transcode's fallback: seek the rendition it just wrote (a fragmented MP4 with
+    no index at its end) for keyframes near the candidate instants."""
+    _encode(half_black, tmp_path, (30.0, 40.0))
+    assert choose_poster(tmp_path / "posters") is None
+    posters = make_posters(str(tmp_path / "360p.mp4"), 6.0, tmp_path / "posters")
+    assert _size(posters["large"]) == (1280, 720) and _size(posters["small"]) == (320, 180)
+    assert _luma(posters["large"]) > 30  # a keyframe of the pattern, not the black start

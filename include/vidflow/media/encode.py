@@ -146,9 +146,10 @@ class VideoOutput:
 
 @dataclass(frozen=True)
 class PosterOutput:
-    """Poster candidates taken from the encode's own decode (see
-    :func:`vidflow.media.thumbnails.poster_candidate_outputs`): the first frame at or past
-    each of ``times`` (seconds from the first frame), written to ``directory``."""
+    """Poster candidates taken from the encode's own decode: the first frame at or past
+    each of ``times`` (seconds from the first frame), written to ``directory`` (see
+    :func:`_poster_candidates`; :func:`vidflow.media.thumbnails.choose_poster` keeps the
+    best)."""
 
     times: tuple[float, ...]
     directory: Path
