@@ -36,11 +36,7 @@ def quiet_stack() -> Iterator[None]:
     from vidflow.config import get_settings
 
     settings = get_settings()
-    client = AirflowClient(
-        settings.airflow_api_url,
-        settings.airflow_admin_user,
-        settings.airflow_admin_password.get_secret_value(),
-    )
+    client = AirflowClient.from_settings(settings)
     with contextlib.ExitStack() as stack:
         try:
             paused = stack.enter_context(client.schedules_paused())

@@ -489,11 +489,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     settings = get_settings()
-    client = AirflowClient(
-        settings.airflow_api_url,
-        settings.airflow_admin_user,
-        settings.airflow_admin_password.get_secret_value(),
-    )
+    client = AirflowClient.from_settings(settings)
     client.wait_for_dag(DAG_ID)
     RESULTS.mkdir(exist_ok=True)
     load_before = list(os.getloadavg())

@@ -39,11 +39,7 @@ def stack(settings: Settings) -> Settings:
 
 @pytest.fixture(scope="session")
 def airflow(stack: Settings) -> AirflowClient:
-    return AirflowClient(
-        stack.airflow_api_url,
-        stack.airflow_admin_user,
-        stack.airflow_admin_password.get_secret_value(),
-    )
+    return AirflowClient.from_settings(stack)
 
 
 @pytest.fixture

@@ -11,9 +11,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from vidflow.config import Settings
 
 TERMINAL_STATES = frozenset({"success", "failed"})
 
@@ -29,6 +32,15 @@ class AirflowClient:
     password: str
     timeout: float = 30.0
     _token: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AirflowClient:
+        """The stack's api-server, signed in as its admin user."""
+        return cls(
+            settings.airflow_api_url,
+            settings.airflow_admin_user,
+            settings.airflow_admin_password.get_secret_value(),
+        )
 
     def _headers(self) -> dict[str, str]:
         if self._token is None:

@@ -168,11 +168,7 @@ class DemoReport:
 
 
 def airflow_client(settings: Settings) -> AirflowClient:
-    return AirflowClient(
-        settings.airflow_api_url,
-        settings.airflow_admin_user,
-        settings.airflow_admin_password.get_secret_value(),
-    )
+    return AirflowClient.from_settings(settings)
 
 
 # --- the DAG runs ---------------------------------------------------------------------------

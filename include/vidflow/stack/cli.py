@@ -194,11 +194,7 @@ def _wait_healthy(settings: Settings, group: list[Service], timeout: float) -> N
 
 
 def _airflow_client(settings: Settings) -> AirflowClient:
-    return AirflowClient(
-        settings.airflow_api_url,
-        settings.airflow_admin_user,
-        settings.airflow_admin_password.get_secret_value(),
-    )
+    return AirflowClient.from_settings(settings)
 
 
 def _bootstrap_after_storage(settings: Settings, env: dict[str, str]) -> None:
