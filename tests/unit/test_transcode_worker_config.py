@@ -68,7 +68,7 @@ def test_celery_stack_has_redis_on_loopback_and_a_transcode_worker_after_the_sch
     worker = found["airflow-worker-transcode"]
     assert worker.stage > found["airflow-scheduler"].stage
     args = worker.command
-    assert args[1:3] == ["celery", "worker"]
+    assert args[1:5] == ["-m", "vidflow.orchestration.launcher", "celery", "worker"]
     assert args[args.index("--queues") + 1] == "transcode"
     assert args[args.index("--concurrency") + 1] == "2"
     # Airflow's log server would listen on every interface; the worker serves none.

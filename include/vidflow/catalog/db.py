@@ -6,13 +6,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidflow.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -36,7 +38,12 @@ def session_scope(settings: Settings | None = None) -> Iterator[Session]:
 
 
 def alembic_config(settings: Settings | None = None) -> Config:
-    """Alembic configuration pointing at the catalog database of ``settings``."""
+    """Alembic configuration pointing at the catalog database of ``settings``.
+
+    Alembic is imported here, not at module level: every task and API process that only
+    reads the catalog would otherwise load it (about 0.25 s)."""
+    from alembic.config import Config
+
     settings = settings or get_settings()
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -47,10 +54,14 @@ def alembic_config(settings: Settings | None = None) -> Config:
 
 
 def upgrade(revision: str = "heads", settings: Settings | None = None) -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(settings), revision)
 
 
 def downgrade(revision: str, settings: Settings | None = None) -> None:
+    from alembic import command
+
     command.downgrade(alembic_config(settings), revision)
 
 

@@ -332,7 +332,9 @@ def _all_services(settings: Settings) -> list[Service]:
         ),
         # --skip-serve-logs: with LocalExecutor the api-server reads task logs from disk,
         # and Airflow's log server cannot bind anywhere but all interfaces.
-        Service("airflow-scheduler", [airflow, "scheduler", "--skip-serve-logs"], None, 0, 1),
+        Service(
+            "airflow-scheduler", [*airflow_forking(), "scheduler", "--skip-serve-logs"], None, 0, 1
+        ),
         Service("airflow-dag-processor", [airflow, "dag-processor"], None, 0, 1),
         Service("airflow-triggerer", [airflow, "triggerer", "--skip-serve-logs"], None, 0, 1),
         # The tus upload API; it also runs the outbox relay in a background thread.
@@ -372,6 +374,14 @@ def _all_services(settings: Settings) -> list[Service]:
         *_cdn_services(settings),
         *_celery_services(settings),
     ]
+
+
+def airflow_forking() -> list[str]:
+    """The ``airflow`` command of a component whose tasks are forks of itself (the
+    scheduler, whose LocalExecutor workers fork every task, and the Celery worker): it
+    imports the task modules before Airflow starts, so no task imports them again (see
+    vidflow.orchestration.launcher)."""
+    return [str(venv_bin() / "python"), "-m", "vidflow.orchestration.launcher"]
 
 
 def _celery_services(settings: Settings) -> list[Service]:
@@ -414,7 +424,7 @@ def _celery_services(settings: Settings) -> list[Service]:
         Service(
             name="airflow-worker-transcode",
             command=[
-                str(bin_dir / "airflow"),
+                *airflow_forking(),
                 "celery",
                 "worker",
                 "--queues",
