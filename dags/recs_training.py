@@ -63,14 +63,11 @@ from vidflow.orchestration.schedules import timed
 def recs_training() -> None:
     @task
     def dataset(**context: Any) -> dict[str, Any]:
-        """Delta + catalog -> interactions/items parquet."""
-        from vidflow.config import get_settings
-        from vidflow.orchestration.recs import run_dir
-        from vidflow.recs.dataset import build_dataset
+        """Delta + catalog -> interactions/items parquet; skipped (with the training)
+        while there is no watch history yet."""
+        from vidflow.orchestration.recs import dataset_or_skip
 
-        settings, params = get_settings(), context["params"]
-        folder = run_dir(settings, "recs_training", context["run_id"])
-        return build_dataset(settings, folder, params["since"], params["until"]).to_xcom()
+        return dataset_or_skip(context)
 
     @task
     def train(summary: dict[str, Any], **context: Any) -> dict[str, Any]:

@@ -111,6 +111,10 @@ def run(
         seconds[name] = round(time.monotonic() - began, 2)
         return value
 
+    requests_path = lake_path(settings, "cdn", REQUESTS_TABLE)
+    # From the first hour on, even one without a log object: the jobs after bronze then
+    # read an empty table, not a path that does not exist.
+    table = ensure_delta_table(spark, requests_path, REQUESTS_SCHEMA, PARTITION_COLUMNS)
     keys = timed("list", lambda: log_object_keys(settings, window))
     if not keys:
         return BronzeSummary(0, 0, 0, {}, GateOutcome(True, 0, 0, settings.cdn_max_bad_ratio))
@@ -143,8 +147,6 @@ def run(
     )
     rows = accepted_requests(checked).persist()
     accepted = rows.count()
-    requests_path = lake_path(settings, "cdn", REQUESTS_TABLE)
-    table = ensure_delta_table(spark, requests_path, REQUESTS_SCHEMA, PARTITION_COLUMNS)
     if gate.passed:
         dates = [str(r.request_date) for r in rows.select("request_date").distinct().collect()]
         timed("merge", lambda: merge_requests(table, rows, sorted(dates)))

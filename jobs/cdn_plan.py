@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from vidflow.cdn.popularity import ObjectStats
 from vidflow.cdn.prefetch import PREFETCH_USER_AGENT
 from vidflow.cdn.warm import WarmPlan, admission_list, plan_warm
 from vidflow.config import Settings, get_settings
-from vidflow.spark import get_spark, lake_path
+from vidflow.spark import LakeTableMissing, get_spark, lake_path, read_delta
 
 
 def _between(column: str, start: object, end: object) -> Column:
@@ -137,7 +138,7 @@ def _scope(window: CdnWindow, condition: str) -> str:
 
 def run(spark: SparkSession, settings: Settings, window: CdnWindow) -> list[WarmPlan]:
     path = lake_path(settings, "cdn", REQUESTS_TABLE)
-    requests = spark.read.format("delta").load(path)
+    requests = read_delta(spark, path, written_by="the bronze job (jobs/cdn_bronze.py)")
     # Pushes are not demand (see vidflow.cdn.prefetch).
     requests = requests.where(
         ~F.coalesce(F.col("user_agent"), F.lit("")).startswith(PREFETCH_USER_AGENT)
@@ -223,7 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = get_settings()
     window = CdnWindow.read(args.window)
-    plans = run(get_spark("cdn_plan", settings), settings, window)
+    try:
+        plans = run(get_spark("cdn_plan", settings), settings, window)
+    except LakeTableMissing as missing:
+        print(f"cdn_plan: {missing}", file=sys.stderr)
+        return 2
     args.plans.parent.mkdir(parents=True, exist_ok=True)
     args.plans.write_text(json.dumps([p.to_xcom() for p in plans]))
     for p in plans:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from delta.tables import DeltaTable
@@ -34,7 +35,7 @@ from vidflow.cdn.prefetch import PREFETCH_USER_AGENT
 from vidflow.cdn.replay import EdgeReplay, _size, replay_edge
 from vidflow.cdn.warm import PlannedObject, WarmPlan, admission_list, plan_warm
 from vidflow.config import Settings, get_settings
-from vidflow.spark import get_spark, lake_path
+from vidflow.spark import LakeTableMissing, get_spark, lake_path, read_delta
 
 EXPERIMENT = "cdn_warming"
 
@@ -42,8 +43,11 @@ EXPERIMENT = "cdn_warming"
 def edge_requests(spark: SparkSession, settings: Settings, window: CdnWindow) -> list[Request]:
     start = window.start.timestamp() - window.lookback_hours * 3600
     rows = (
-        spark.read.format("delta")
-        .load(lake_path(settings, "cdn", REQUESTS_TABLE))
+        read_delta(
+            spark,
+            lake_path(settings, "cdn", REQUESTS_TABLE),
+            written_by="the bronze job (jobs/cdn_bronze.py)",
+        )
         .where(
             (F.col("request_date") >= F.to_date(F.lit(window.start)) - 1)
             & (F.unix_timestamp("request_ts") >= F.lit(start))
@@ -225,7 +229,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     window = CdnWindow.read(args.window)
     cache_bytes = args.cache_bytes or _size(settings.cdn_edge_cache_max_size)
-    results = run(get_spark("cdn_replay", settings), settings, window, cache_bytes)
+    try:
+        results = run(get_spark("cdn_replay", settings), settings, window, cache_bytes)
+    except LakeTableMissing as missing:
+        print(f"cdn_replay: {missing}", file=sys.stderr)
+        return 2
     if not args.no_mlflow:
         log_mlflow(settings, window, results)
     summary = [{**r.to_dict(), "plan_source": s} for r, s in results]

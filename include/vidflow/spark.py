@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from delta.tables import DeltaTable
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -27,6 +27,10 @@ DELTA_CONF = {
 
 class SparkSetupError(RuntimeError):
     pass
+
+
+class LakeTableMissing(RuntimeError):
+    """A job read a lake table that no job has written yet (a fresh lake has none)."""
 
 
 def spark_jars(settings: Settings) -> list[str]:
@@ -122,6 +126,19 @@ def ensure_delta_table(
         .partitionedBy(*partition_columns)
         .execute()
     )
+
+
+def read_delta(spark: SparkSession, path: str, *, written_by: str) -> DataFrame:
+    """The Delta table at ``path``; :class:`LakeTableMissing` naming ``written_by`` (the
+    job or DAG that writes it) when there is none, instead of Spark's PATH_NOT_FOUND."""
+    from delta.tables import DeltaTable
+
+    if not DeltaTable.isDeltaTable(spark, path):
+        raise LakeTableMissing(
+            f"{path} is not a Delta table yet: {written_by} writes it, and has not run on "
+            "any data so far (a fresh lake has no tables)."
+        )
+    return spark.read.format("delta").load(path)
 
 
 def submit_command(

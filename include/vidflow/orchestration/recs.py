@@ -25,6 +25,25 @@ def run_dir(settings: Settings, dag_id: str, run_id: str) -> Path:
     return settings.state_dir / "recs" / dag_id / safe
 
 
+def dataset_or_skip(context: Any) -> dict[str, Any]:
+    """The dataset task: build the training data for the run's window; skip the task (and
+    with it the training and the announcement) while there is no watch history to learn
+    from, saying why. A fresh platform has none until ``platform_analytics`` has run on
+    some events."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from vidflow.config import get_settings
+    from vidflow.recs.dataset import NoHistoryYet, build_dataset
+
+    settings, params = get_settings(), context["params"]
+    folder = run_dir(settings, "recs_training", context["run_id"])
+    try:
+        summary = build_dataset(settings, folder, params["since"], params["until"])
+    except NoHistoryYet as empty:
+        raise AirflowSkipException(f"nothing to train on yet: {empty}") from empty
+    return summary.to_xcom()
+
+
 def announce(result: TrainingResult, params: dict[str, Any], outlet_events: Any) -> None:
     """Emit the champion asset (with the window and the model name as extra) only when
     the alias moved; otherwise skip, and a skipped task emits no asset event."""

@@ -21,6 +21,11 @@ INTERACTIONS_FILE = "interactions.parquet"
 ITEMS_FILE = "items.parquet"
 
 
+class NoHistoryYet(datasets.DatasetError):
+    """There is no watch history to learn from yet: the analytics tables do not exist or
+    hold nothing in the window (a fresh platform), as opposed to history that is wrong."""
+
+
 @dataclass(frozen=True)
 class DatasetSummary:
     """What the dataset task wrote (passed to the training task by XCom)."""
@@ -67,7 +72,7 @@ def interactions_from_frames(
     if missing:
         raise datasets.DatasetError(f"user_video_daily lacks column(s): {', '.join(missing)}")
     if user_video_daily.empty:
-        raise datasets.DatasetError("user_video_daily is empty: no watch history to learn from")
+        raise NoHistoryYet("user_video_daily is empty: no watch history to learn from")
     uvd = user_video_daily.assign(
         user_id=user_video_daily["user_id"].astype(str),
         video_id=user_video_daily["video_id"].astype(str),
@@ -146,11 +151,22 @@ def build_dataset(
     the videos from the catalog, and write the canonical frames as parquet."""
     from pyspark.sql import functions as F
 
-    from vidflow.spark import get_spark, lake_path
+    from vidflow.spark import LakeTableMissing, get_spark, lake_path, read_delta
 
     session = spark or get_spark("vidflow-recs-dataset", settings)
-    uvd = session.read.format("delta").load(lake_path(settings, "analytics", "user_video_daily"))
-    events = session.read.format("delta").load(lake_path(settings, "analytics", "watch_events"))
+    try:
+        uvd = read_delta(
+            session,
+            lake_path(settings, "analytics", "user_video_daily"),
+            written_by="the platform_analytics DAG (gold)",
+        )
+        events = read_delta(
+            session,
+            lake_path(settings, "analytics", "watch_events"),
+            written_by="the platform_analytics DAG (silver)",
+        )
+    except LakeTableMissing as missing:
+        raise NoHistoryYet(str(missing)) from missing
     if since:
         uvd = uvd.where(F.col("event_date") >= F.lit(since).cast("date"))
         events = events.where(F.col("event_date") >= F.lit(since).cast("date"))
