@@ -485,7 +485,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument(
-        "--pairs", type=int, default=3, help="baseline and DAG runs, alternating (medians count)"
+        "--pairs", type=int, default=5, help="baseline and DAG runs, alternating (medians count)"
     )
     args = parser.parse_args()
     settings = get_settings()
@@ -509,8 +509,9 @@ def main() -> None:
         warm_up = run_dag(clip, settings, client)["wall_seconds"]
         print(f"  {warm_up} s", flush=True)
         # The machine's speed drifts by 10-20% over minutes (seen here: the same baseline
-        # took 48.7 to 59.8 s within an hour), so baselines and DAG runs alternate and
-        # the medians count.
+        # took 48.7 to 59.8 s within an hour, the same ffmpeg command 48.7 to 56 s within
+        # ten minutes), so baselines and DAG runs alternate and the medians count. Five
+        # pairs: with three, one slow run moved the median ratio from 1.07 to 1.17.
         baselines, dags = [], []
         for number in range(1, args.pairs + 1):
             print(f"pair {number}/{args.pairs}: baseline, one ffmpeg command", flush=True)

@@ -41,7 +41,7 @@ def alembic_config(settings: Settings | None = None) -> Config:
     """Alembic configuration pointing at the catalog database of ``settings``.
 
     Alembic is imported here, not at module level: every task and API process that only
-    reads the catalog would otherwise load it (about 0.25 s)."""
+    reads the catalog would otherwise load it (about 0.27 s)."""
     from alembic.config import Config
 
     settings = settings or get_settings()
