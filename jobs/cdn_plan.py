@@ -26,13 +26,13 @@ from pathlib import Path
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from vidflow.cdn.bronze import REQUESTS_TABLE
+from vidflow.cdn.bronze import read_requests
 from vidflow.cdn.payloads import CdnWindow
 from vidflow.cdn.popularity import ObjectStats
 from vidflow.cdn.prefetch import PREFETCH_USER_AGENT
 from vidflow.cdn.warm import WarmPlan, admission_list, plan_warm
 from vidflow.config import Settings, get_settings
-from vidflow.spark import LakeTableMissing, get_spark, lake_path, read_delta
+from vidflow.spark import LakeTableMissing, get_spark, lake_path
 
 
 def _between(column: str, start: object, end: object) -> Column:
@@ -137,8 +137,7 @@ def _scope(window: CdnWindow, condition: str) -> str:
 
 
 def run(spark: SparkSession, settings: Settings, window: CdnWindow) -> list[WarmPlan]:
-    path = lake_path(settings, "cdn", REQUESTS_TABLE)
-    requests = read_delta(spark, path, written_by="the bronze job (jobs/cdn_bronze.py)")
+    requests = read_requests(spark, settings)
     # Pushes are not demand (see vidflow.cdn.prefetch).
     requests = requests.where(
         ~F.coalesce(F.col("user_agent"), F.lit("")).startswith(PREFETCH_USER_AGENT)

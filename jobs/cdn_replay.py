@@ -28,14 +28,14 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from vidflow.cdn.bronze import REQUESTS_TABLE
+from vidflow.cdn.bronze import read_requests
 from vidflow.cdn.payloads import CdnWindow
 from vidflow.cdn.popularity import Request, object_scores
 from vidflow.cdn.prefetch import PREFETCH_USER_AGENT
 from vidflow.cdn.replay import EdgeReplay, _size, replay_edge
 from vidflow.cdn.warm import PlannedObject, WarmPlan, admission_list, plan_warm
 from vidflow.config import Settings, get_settings
-from vidflow.spark import LakeTableMissing, get_spark, lake_path, read_delta
+from vidflow.spark import LakeTableMissing, get_spark, lake_path
 
 EXPERIMENT = "cdn_warming"
 
@@ -43,11 +43,7 @@ EXPERIMENT = "cdn_warming"
 def edge_requests(spark: SparkSession, settings: Settings, window: CdnWindow) -> list[Request]:
     start = window.start.timestamp() - window.lookback_hours * 3600
     rows = (
-        read_delta(
-            spark,
-            lake_path(settings, "cdn", REQUESTS_TABLE),
-            written_by="the bronze job (jobs/cdn_bronze.py)",
-        )
+        read_requests(spark, settings)
         .where(
             (F.col("request_date") >= F.to_date(F.lit(window.start)) - 1)
             & (F.unix_timestamp("request_ts") >= F.lit(start))

@@ -17,9 +17,12 @@ from typing import TYPE_CHECKING, Final
 from vidflow.analytics.quality import REASON_COLUMN, InSet, IsTrue, Rule, reason_column
 from vidflow.cdn.logformat import FIELDS
 from vidflow.regions import REGION_NAMES
+from vidflow.spark import lake_path, read_delta
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+    from vidflow.config import Settings
 
 REQUESTS_TABLE: Final = "cdn_requests"
 QUARANTINE_TABLE: Final = "cdn_requests_quarantine"
@@ -68,6 +71,17 @@ _REQUIRED: Final = (
     "cs-protocol-version",
     "x-edge-detailed-result-type",
 )
+
+
+def read_requests(spark: SparkSession, settings: Settings) -> DataFrame:
+    """The bronze table ``cdn/cdn_requests``, what the jobs after bronze read;
+    :class:`~vidflow.spark.LakeTableMissing` naming the bronze job when it was never
+    written."""
+    return read_delta(
+        spark,
+        lake_path(settings, "cdn", REQUESTS_TABLE),
+        written_by="the bronze job (jobs/cdn_bronze.py)",
+    )
 
 
 def request_rules() -> tuple[Rule, ...]:
